@@ -1,0 +1,63 @@
+"""Custom layers of GoogLeNet."""
+import keras
+import tensorflow as tf
+
+from keras_googlenet import architecture
+
+
+@keras.saving.register_keras_serializable(package="keras_googlenet")
+class LocalResponseNormalization(keras.layers.Layer):
+    """Local response normalisation across channels (AlexNet / Caffe LRN).
+
+    Computes `x / (bias + alpha * sum_{|j-c| <= depth_radius} x_j^2) ** beta`,
+    the semantics of `tf.nn.local_response_normalization`. The defaults are
+    Caffe's bvlc_googlenet parameters (local_size 5, alpha 1e-4 divided by the
+    window size, beta 0.75, k 1), as the paper's reference port uses them.
+
+    The op always runs in float32: TensorFlow's LRN kernel has no bfloat16
+    CPU implementation, and the squared sum loses too much precision in 16
+    bits anyway. Under a mixed-precision policy the result is cast back to
+    the layer's compute dtype.
+    """
+
+    def __init__(
+        self,
+        depth_radius=architecture.LRN_DEPTH_RADIUS,
+        bias=architecture.LRN_BIAS,
+        alpha=architecture.LRN_ALPHA,
+        beta=architecture.LRN_BETA,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(depth_radius, int) or depth_radius < 0:
+            raise ValueError(
+                "`depth_radius` must be a non-negative integer. "
+                f"Received: depth_radius={depth_radius!r}"
+            )
+        self.depth_radius = depth_radius
+        self.bias = float(bias)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def call(self, inputs):
+        outputs = tf.nn.local_response_normalization(
+            tf.cast(inputs, tf.float32),
+            depth_radius=self.depth_radius,
+            bias=self.bias,
+            alpha=self.alpha,
+            beta=self.beta,
+        )
+        return tf.cast(outputs, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            depth_radius=self.depth_radius,
+            bias=self.bias,
+            alpha=self.alpha,
+            beta=self.beta,
+        )
+        return config

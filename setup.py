@@ -1,0 +1,31 @@
+"""keras_googlenet: GoogLeNet (Inception v1, Szegedy et al. 2015) for Keras 3."""
+from setuptools import find_packages, setup
+
+setup(
+    name="keras_googlenet",
+    version="0.1.0",
+    description=(
+        "GoogLeNet (Inception v1) as in the paper, for Keras 3 / TensorFlow: "
+        "model, tf.data pipelines, training, evaluation and serving export."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["keras_googlenet", "keras_googlenet.*"]),
+    package_data={"keras_googlenet": ["resources/*.json"]},
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "tensorflow-datasets",
+        # The embedded default dataset: scikit-learn ships the UCI handwritten
+        # digits inside its wheel, so the main job runs with no network.
+        "scikit-learn",
+        "pillow",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest"],
+    },
+    entry_points={"console_scripts": ["googlenet=keras_googlenet.cli:main"]},
+)
