@@ -4,6 +4,9 @@ Training augmentation, evaluation cropping and the exported serving signature
 all call into this module, so the three cannot drift apart (the TF Model
 Garden habit). Pixel values enter as RGB in [0, 255].
 """
+import numbers
+
+import tensorflow as tf
 from keras.applications import imagenet_utils
 
 # Caffe's bvlc_googlenet (the paper architecture whose weights issue 8 imports)
@@ -34,3 +37,150 @@ def preprocess_input(x, data_format=None, mode=DEFAULT_MODE):
             f"`mode` must be one of {MODES}. Received: mode={mode!r}"
         )
     return imagenet_utils.preprocess_input(x, data_format=data_format, mode=mode)
+
+
+# ---------------------------------------------------------------------------
+# Decoding and evaluation cropping. Everything below is graph-compatible: it
+# runs eagerly, inside `tf.data.Dataset.map` and inside a `tf.function`
+# serving signature alike.
+# ---------------------------------------------------------------------------
+# ImageNet evaluation convention: resize the shorter side to 256 and take the
+# central 224x224 crop, i.e. keep 224/256 = 0.875 of the shorter side.
+DEFAULT_CROP_FRACTION = 0.875
+
+
+def decode_image(encoded, channels=3):
+    """Decodes JPEG, PNG, GIF or BMP bytes to a `uint8` `(H, W, channels)` image.
+
+    Handles the awkward cases found in real folders: 16-bit PNGs are scaled
+    to 8 bits, grayscale is replicated to RGB, the alpha channel of RGBA
+    images is dropped, only the first frame of an animated GIF is kept, and
+    CMYK JPEGs are converted to RGB by TensorFlow's JPEG decoder.
+
+    Args:
+        encoded: scalar `tf.string` tensor with the encoded image.
+        channels: number of output channels (3 for RGB).
+
+    Returns:
+        A `uint8` tensor of shape `(H, W, channels)`.
+    """
+    image = tf.io.decode_image(
+        encoded, channels=channels, dtype=tf.uint8, expand_animations=False
+    )
+    image.set_shape([None, None, channels])
+    return image
+
+
+def ensure_rgb(image):
+    """Makes a decoded `(H, W, C)` image 3-channel (gray -> RGB, RGBA -> RGB).
+
+    Args:
+        image: a `(H, W, C)` tensor with a statically known `C` of 1, 3 or 4.
+
+    Returns:
+        The `(H, W, 3)` image, same dtype.
+    """
+    channels = image.shape[-1]
+    if channels == 3:
+        return image
+    if channels == 1:
+        return tf.image.grayscale_to_rgb(image)
+    if channels == 4:
+        return image[..., :3]
+    raise ValueError(
+        "Expected a decoded image with 1, 3 or 4 channels (static shape). "
+        f"Received: image.shape={image.shape}"
+    )
+
+
+def to_rgb_image(image):
+    """Returns a `(H, W, 3)` image from either encoded bytes or a tensor.
+
+    Args:
+        image: scalar `tf.string` (encoded bytes) or a decoded `(H, W, C)`
+            tensor.
+
+    Returns:
+        The decoded 3-channel image (`uint8` for bytes, else input dtype).
+    """
+    image = tf.convert_to_tensor(image)
+    if image.dtype == tf.string:
+        return decode_image(image)
+    return ensure_rgb(image)
+
+
+def check_image_size(image_size):
+    """Raises a ValueError unless `image_size` is a positive int."""
+    # numbers.Integral also accepts numpy ints; bool is excluded on purpose.
+    if (not isinstance(image_size, numbers.Integral) or isinstance(image_size, bool)
+            or image_size < 1):
+        raise ValueError(
+            f"`image_size` must be a positive int. Received: image_size={image_size!r}"
+        )
+
+
+def eval_preprocess(image, image_size, crop_fraction=DEFAULT_CROP_FRACTION):
+    """Resizes the shorter side and takes the central `image_size` square.
+
+    The shorter side goes to `round(image_size / crop_fraction)` (256 for
+    224) with bilinear resizing, then the central `image_size x image_size`
+    crop is taken. Values are not normalised: call `preprocess_input` next.
+
+    Args:
+        image: decoded `(H, W, C)` image (any real dtype, values in [0, 255])
+            or a scalar `tf.string` of encoded bytes.
+        image_size: output height and width (int).
+        crop_fraction: fraction of the resized shorter side kept, in (0, 1].
+
+    Returns:
+        A float32 `(image_size, image_size, 3)` tensor with values in [0, 255].
+    """
+    check_image_size(image_size)
+    if not 0.0 < crop_fraction <= 1.0:
+        raise ValueError(
+            "`crop_fraction` must be in (0, 1]. "
+            f"Received: crop_fraction={crop_fraction!r}"
+        )
+    image = tf.cast(to_rgb_image(image), tf.float32)
+    resize_to = int(round(image_size / crop_fraction))
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    scale = resize_to / tf.minimum(height, width)
+    # max(.., image_size) guards the rounding of very elongated images.
+    new_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), image_size)
+    new_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), image_size)
+    image = tf.image.resize(image, [new_h, new_w], method="bilinear")
+    top = (new_h - image_size) // 2
+    left = (new_w - image_size) // 2
+    image = image[top : top + image_size, left : left + image_size, :]
+    image.set_shape([image_size, image_size, 3])
+    return image
+
+
+def eval_preprocess_bytes(encoded, image_size, crop_fraction=DEFAULT_CROP_FRACTION):
+    """`eval_preprocess` from encoded image bytes (for serving signatures).
+
+    Args:
+        encoded: scalar `tf.string` with a JPEG/PNG/GIF/BMP image.
+        image_size: output height and width (int).
+        crop_fraction: fraction of the resized shorter side kept.
+
+    Returns:
+        A float32 `(image_size, image_size, 3)` tensor with values in [0, 255].
+    """
+    return eval_preprocess(decode_image(encoded), image_size, crop_fraction)
+
+
+def normalize(images, mode=DEFAULT_MODE):
+    """`preprocess_input` on a float batch, or identity when `mode` is None.
+
+    Args:
+        images: float32 images in [0, 255], NHWC.
+        mode: one of `MODES`, or `None` to keep [0, 255] (for visualisation).
+
+    Returns:
+        The normalised float32 images.
+    """
+    if mode is None:
+        return images
+    return preprocess_input(images, mode=mode)

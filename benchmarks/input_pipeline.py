@@ -1,0 +1,90 @@
+"""Throughput of the training input pipeline on JPEG files (prints JSON).
+
+Writes synthetic 500x375 photo-like JPEGs (ImageNet's typical size) to a
+temporary image folder, then times `data.build_dataset(training=True)`:
+read, fused decode-and-crop, resize, flip, colour distortions, normalise.
+
+    python benchmarks/input_pipeline.py [--quick]
+"""
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from keras_googlenet import data, sources
+
+
+def _photo_like(rng, height=375, width=500):
+    """Smooth random gradients, a few soft blobs and sensor-like noise."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32) / width
+    image = np.zeros((height, width, 3), np.float32)
+    for c in range(3):
+        image[..., c] = 120 + 60 * np.sin(2 * np.pi * (rng.uniform(0.3, 2) * x + rng.uniform(0.3, 2) * y))
+    for _ in range(5):
+        cy, cx, r = rng.uniform(0, height / width), rng.uniform(0, 1), rng.uniform(0.05, 0.2)
+        blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
+        image += blob[..., None] * rng.uniform(-90, 90, 3)
+    image += rng.normal(0, 8, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_jpegs(root, count, num_classes=4, seed=0):
+    rng = np.random.RandomState(seed)
+    for i in range(count):
+        class_dir = os.path.join(root, f"class_{i % num_classes}")
+        os.makedirs(class_dir, exist_ok=True)
+        Image.fromarray(_photo_like(rng)).save(os.path.join(class_dir, f"{i:05d}.jpg"), quality=90)
+
+
+def measure(root, image_size, batch_size, warmup_batches, timed_batches):
+    source = sources.folder_source(root)
+    ds = data.build_dataset(source, training=True, image_size=image_size,
+                            batch_size=batch_size, seed=0, repeat=True, cache=True)
+    iterator = iter(ds)
+    for _ in range(warmup_batches):  # Fills the cache and AUTOTUNE settles.
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(timed_batches):
+        next(iterator)
+    elapsed = time.perf_counter() - start
+    return timed_batches * batch_size / elapsed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer files and batches")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+    num_files = 64 if args.quick else 256
+    warmup, timed = (4, 8) if args.quick else (12, 40)
+    with tempfile.TemporaryDirectory() as root:
+        write_jpegs(root, num_files)
+        images_per_s = measure(root, args.image_size, args.batch_size, warmup, timed)
+    cores = os.cpu_count()
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or cores
+    result = {
+        "benchmark": "train_input_pipeline_jpeg",
+        "quick": args.quick,
+        "files": num_files,
+        "source_size": [375, 500],
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "timed_images": timed * args.batch_size,
+        "images_per_s": round(images_per_s, 1),
+        "cpu_count": cores,
+        "tf_threads": threads,
+        "images_per_s_per_core": round(images_per_s / cores, 1),
+        "tensorflow": tf.__version__,
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
