@@ -1,6 +1,9 @@
 """keras_googlenet: GoogLeNet (Inception v1, Szegedy et al. 2015) for Keras 3."""
 from setuptools import find_packages, setup
 
+CONVERT = ["tf2onnx>=1.17", "onnx", "onnxruntime"]
+SERVING = ["tensorflow-serving-api"]
+
 setup(
     name="keras_googlenet",
     version="0.1.0",
@@ -23,9 +26,15 @@ setup(
         "scikit-learn",
         "pillow",
         "matplotlib",
+        # TF 2.21 no longer pulls TensorBoard in; the TensorBoard callback needs it.
+        "tensorboard",
     ],
     extras_require={
-        "test": ["pytest"],
+        # TFLite needs nothing extra (tf.lite); ONNX export and its check do.
+        "convert": CONVERT,
+        # The gRPC client example (examples/grpc_client.py).
+        "serving": SERVING,
+        "test": ["pytest"] + CONVERT + SERVING,
     },
     entry_points={"console_scripts": ["googlenet=keras_googlenet.cli:main"]},
 )

@@ -1,0 +1,278 @@
+"""The main job: train GoogLeNet with the paper's recipe, then export.
+
+`run(config)` does everything `googlenet train` does: data, model, compile,
+distribution, resumable checkpoints, logs (progress bars, TensorBoard, CSV,
+the configuration, a PNG of the curves) and the SavedModel export.
+"""
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_googlenet import (augment, checkpointing, custom_loop, data, distribute,
+                             recipe, sources)
+from keras_googlenet.model import GoogLeNet, inference_model
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Like `keras.callbacks.TerminateOnNaN`, but stops with an error that
+    says where it happened and what to try (the last good checkpoint stays)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"The training loss became {float(loss)} at step "
+                f"{int(self.model.optimizer.iterations.numpy())} (batch {batch}). "
+                f"Try a lower --learning-rate (now {self.config.learning_rate}), "
+                "a warm-up (--warmup-epochs 1), --batch-norm, or --precision float32; "
+                "check the data for corrupt labels or images. The last checkpoint "
+                f"in {os.path.join(self.config.output_dir, 'backup')} is from before."
+            )
+
+
+def augment_config(config):
+    return augment.AugmentConfig(
+        area_range=(config.min_crop_area, 1.0),
+        random_flip=config.flip,
+        photometric=config.photometric,
+    )
+
+
+def build_model(config, num_classes):
+    """The GoogLeNet of `config` (compiled separately)."""
+    return GoogLeNet(
+        input_shape=(config.image_size, config.image_size, 3),
+        classes=num_classes,
+        aux_classifiers=config.aux_classifiers,
+        batch_norm=config.batch_norm,
+        dropout_rate=config.dropout_rate,
+        aux_dropout_rate=config.aux_dropout_rate,
+        kernel_5x5=config.kernel_5x5,
+        weights=config.init_weights,
+    )
+
+
+def compile_for(model, config, steps_per_epoch):
+    schedule = recipe.learning_rate_schedule(
+        config.learning_rate, steps_per_epoch, config.epochs, config.schedule,
+        decay_rate=config.decay_rate, decay_epochs=config.decay_epochs,
+        warmup_epochs=config.warmup_epochs,
+    )
+    optimizer = recipe.make_optimizer(
+        schedule, momentum=config.momentum, weight_decay=config.weight_decay,
+        ema_momentum=config.ema_momentum or None,
+    )
+    return recipe.compile_model(model, optimizer, label_smoothing=config.label_smoothing,
+                                aux_weight=config.aux_weight, jit_compile=config.jit_compile)
+
+
+def _write_json(path, obj):
+    checkpointing.atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
+
+
+def plot_history(csv_path, png_path):
+    """Writes a PNG of loss and top-1 accuracy, train and validation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = np.genfromtxt(csv_path, delimiter=",", names=True, dtype=float)
+    rows = np.atleast_1d(rows)
+    epochs = rows["epoch"] + 1
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "top1")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            # Keras prefixes a multi-output model's metrics with the head name.
+            for name in (prefix + metric, f"{prefix}predictions_{metric}"):
+                if name in rows.dtype.names:
+                    ax.plot(epochs, rows[name], style, marker="o",
+                            label=("validation " if prefix else "train ") + metric)
+                    break
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def _steps(source, config, global_batch):
+    if config.steps_per_epoch:
+        return config.steps_per_epoch
+    if not source.num_examples:
+        raise ValueError(
+            f"The number of examples of {source.name!r} is unknown: pass --steps-per-epoch."
+        )
+    steps = source.num_examples // global_batch
+    if steps < 1:
+        raise ValueError(
+            f"{source.name!r} has {source.num_examples} examples, fewer than one global "
+            f"batch of {global_batch}: lower --batch-size."
+        )
+    return steps
+
+
+def run(config):
+    """Trains (resuming from `output_dir/backup` when a checkpoint is there)
+    and exports. Returns a dict of results (history, export path, times)."""
+    config = config.resolved()
+    started = time.time()
+    # The strategy first: MultiWorkerMirroredStrategy must configure
+    # collective ops before any other TensorFlow call.
+    strategy = distribute.get_strategy(config.strategy)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    policy = distribute.set_precision(config.precision)
+    chief = distribute.is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size * replicas
+
+    train_source = sources.get_source(config.data, config.train_split, data_dir=config.data_dir)
+    val_source = (sources.get_source(config.data, config.val_split, data_dir=config.data_dir)
+                  if config.val_split else None)
+    steps_per_epoch = _steps(train_source, config, global_batch)
+
+    os.makedirs(config.output_dir, exist_ok=True)
+    backup_dir = os.path.join(config.output_dir, "backup")
+    if chief:
+        _write_json(os.path.join(config.output_dir, "config.json"),
+                    dict(dataclasses.asdict(config), policy=policy, replicas=replicas,
+                         global_batch=global_batch, steps_per_epoch=steps_per_epoch,
+                         num_classes=train_source.num_classes,
+                         class_names=train_source.class_names))
+
+    with strategy.scope():
+        model = build_model(config, train_source.num_classes)
+        compile_for(model, config, steps_per_epoch)
+    output_names = list(model.output) if isinstance(model.output, dict) else None
+    augment_cfg = augment_config(config)
+
+    def train_stream(input_context=None, start_epoch=0, skip_batches=0):
+        return data.training_stream(
+            train_source, image_size=config.image_size, batch_size=global_batch,
+            steps_per_epoch=steps_per_epoch, seed=config.seed, start_epoch=start_epoch,
+            skip_batches=skip_batches, output_names=output_names, augment=augment_cfg,
+            normalization=config.normalization, cache=config.cache,
+            input_context=input_context)
+
+    def val_dataset(input_context=None):
+        # Not sharded: every worker validates on the whole split.
+        return data.build_dataset(
+            val_source, training=False, image_size=config.image_size,
+            batch_size=config.batch_size if input_context else global_batch,
+            output_names=output_names, normalization=config.normalization, cache=config.cache)
+
+    callbacks = [StopOnNaN(config)]
+    if chief:
+        callbacks += [
+            keras.callbacks.CSVLogger(os.path.join(config.output_dir, "history.csv"),
+                                      append=True),
+            keras.callbacks.TensorBoard(os.path.join(config.output_dir, "tensorboard")),
+        ]
+    if config.strategy == "multi_worker" or isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        history = custom_loop.train(
+            model, strategy, train_stream, config.epochs, steps_per_epoch,
+            validation_dataset_fn=val_dataset if val_source else None,
+            backup_dir=backup_dir, save_freq=config.save_freq, callbacks=callbacks,
+            chief=chief, verbose=config.verbose)
+    else:
+        history = fit_resumable(model, config, train_stream,
+                                val_dataset() if val_source else None,
+                                steps_per_epoch, backup_dir, callbacks)
+    results = {"history": history, "train_seconds": time.time() - started,
+               "output_dir": config.output_dir}
+    if chief:
+        csv_path = os.path.join(config.output_dir, "history.csv")
+        if os.path.exists(csv_path):
+            plot_history(csv_path, os.path.join(config.output_dir, "curves.png"))
+        model_path = os.path.join(config.output_dir, "model.keras")
+        infer = inference_model(model)
+        infer.save(model_path)
+        results["model_path"] = model_path
+        if val_source is not None:
+            results["val"] = infer_metrics(infer, val_dataset())
+        if config.export_dir:
+            from keras_googlenet.export import export_saved_model
+
+            results["export_path"] = export_saved_model(
+                infer, config.export_dir, class_names=train_source.class_names,
+                image_size=config.image_size, normalization=config.normalization)
+        _write_json(os.path.join(config.output_dir, "results.json"),
+                    {k: v for k, v in results.items() if k != "history"})
+    return results
+
+
+def infer_metrics(model, dataset):
+    """Top-1 accuracy of a single-output model over a labelled dataset."""
+    correct = total = 0
+    for images, labels in dataset:
+        if isinstance(labels, dict):
+            labels = labels["predictions"]
+        pred = np.argmax(model.predict_on_batch(images), axis=-1)
+        correct += int(np.sum(pred == labels.numpy()))
+        total += len(pred)
+    return {"top1": correct / max(total, 1), "examples": total}
+
+
+def fit_resumable(model, config, train_stream, val_data, steps_per_epoch, backup_dir, callbacks):
+    """`model.fit` that resumes from the last checkpoint at the exact step.
+
+    After a kill mid-epoch the checkpoint says (epoch e, batch k): one
+    `fit` finishes epoch e on the batches from k on, a second runs the
+    remaining epochs. Keras' `fit` writes the averaged (EMA) weights into
+    the model when it returns; the first `fit` must not, or training would
+    go on from the averages instead of the raw weights.
+    """
+    state = checkpointing.restore(model, backup_dir) or {"epoch": 0, "batch": 0}
+    start_epoch, skip = state["epoch"], state["batch"]
+    if state.get("step"):
+        print(f"Resuming from {backup_dir}: epoch {start_epoch + 1}, batch {skip}.")
+    use_ema = model.optimizer.use_ema
+    history = {}
+
+    def fit(start, stop, steps, skip_batches):
+        backup = checkpointing.ResumableBackup(backup_dir, config.save_freq,
+                                               initial_epoch=start, initial_batch=skip_batches)
+        extra = [keras.callbacks.SwapEMAWeights()] if use_ema else []
+        h = model.fit(train_stream(None, start, skip_batches), epochs=stop, initial_epoch=start,
+                      steps_per_epoch=steps, validation_data=val_data,
+                      callbacks=callbacks + extra + [backup], verbose=config.verbose)
+        for key, values in h.history.items():
+            history.setdefault(key, []).extend(values)
+
+    if skip and start_epoch < config.epochs:
+        finalize = model.optimizer.finalize_variable_values
+        model.optimizer.finalize_variable_values = lambda variables: None
+        try:
+            fit(start_epoch, start_epoch + 1, steps_per_epoch - skip, skip)
+        finally:
+            model.optimizer.finalize_variable_values = finalize
+        start_epoch += 1
+    if start_epoch < config.epochs:
+        fit(start_epoch, config.epochs, steps_per_epoch, 0)
+    elif use_ema and not history:
+        # Already trained to the end (a re-run of a finished job): fit did
+        # not run, so write the restored averages into the model as it would.
+        model.optimizer.finalize_variable_values(model.trainable_variables)
+    return history
