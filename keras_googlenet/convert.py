@@ -1,0 +1,215 @@
+"""TFLite and ONNX conversions of the inference model, with checkers.
+
+Both artifacts take what the Keras model takes: a `float32 [batch, S, S, 3]`
+batch of *preprocessed* images (`preprocess_input(eval_preprocess(image))`,
+see `preprocessed_batch`), and return the model's output (softmax
+probabilities). Decoding and cropping stay outside: TFLite and ONNX have no
+portable image decoder, and on-device apps decode with the platform's
+codecs. The weights are those `export.serving_model` picks (auxiliary heads
+dropped, EMA averages when the optimizer keeps them).
+
+- TFLite: Keras model -> temporary SavedModel (Keras `ExportArchive`) ->
+  `tf.lite.TFLiteConverter.from_saved_model`, builtin ops only (the LRN of
+  the paper model is the builtin LOCAL_RESPONSE_NORMALIZATION); if a
+  converter ever rejects an op, `select_tf_ops="auto"` retries with
+  SELECT_TF_OPS (the file then needs the Flex delegate). `quantize=
+  "dynamic_range"` stores the weights in int8 (about 4x smaller).
+  Converting a traced function directly (`from_concrete_functions`) is
+  avoided: with Keras 3 variables it keeps them as uninitialised resource
+  variables (READ_VARIABLE ops) and the file outputs NaN.
+- ONNX: `tf2onnx.convert.from_function` (opset 17; the LRN becomes ONNX
+  `LRN` between NHWC<->NCHW transposes), checked with onnxruntime.
+
+Requires the `convert` extra: tf2onnx, onnx and onnxruntime for ONNX;
+TFLite ships with TensorFlow (`tf.lite`; `ai_edge_litert` is used for the
+interpreter when `tf.lite` is gone).
+"""
+import os
+import tempfile
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from keras_googlenet import export, preprocessing
+
+QUANTIZE_MODES = (None, "dynamic_range")
+DEFAULT_OPSET = 17
+INPUT_NAME = "images"
+
+
+def _resolve(model, image_size, use_ema, optimizer):
+    net, _ = export.serving_model(model, use_ema=use_ema, optimizer=optimizer)
+    image_size = export._resolve_image_size(net, image_size)
+    spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=INPUT_NAME)
+    return net, spec
+
+
+def preprocessed_batch(images, image_size, normalization=preprocessing.DEFAULT_MODE):
+    """The converted models' input from encoded images (bytes or paths).
+
+    Args:
+        images: encoded image bytes and/or file paths.
+        image_size: the crop size the model was converted for.
+        normalization: `preprocess_input` mode of the model.
+
+    Returns:
+        A float32 numpy array `(len(images), image_size, image_size, 3)`.
+    """
+    crops = []
+    for image in images:
+        if isinstance(image, (str, os.PathLike)):
+            with open(image, "rb") as f:
+                image = f.read()
+        decoded = preprocessing.decode_image(tf.constant(image))
+        crops.append(preprocessing.eval_preprocess(decoded, image_size))
+    return preprocessing.normalize(tf.stack(crops), normalization).numpy()
+
+
+# ---------------------------------------------------------------------------
+# TFLite.
+# ---------------------------------------------------------------------------
+def _tflite_converter(saved_model_dir, quantize, select_tf_ops):
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if select_tf_ops:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops
+    if quantize == "dynamic_range":
+        # Optimize.DEFAULT without a representative dataset: int8 weights,
+        # float activations.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter
+
+
+def to_tflite(model, path, image_size=None, quantize=None, use_ema=True, optimizer=None,
+              select_tf_ops="auto"):
+    """Writes a `.tflite` file of the inference model.
+
+    Args:
+        model: a GoogLeNet classifier.
+        path: output file (`.tflite`).
+        image_size: input size (default: the model's, or 224).
+        quantize: None (float32) or "dynamic_range" (int8 weights).
+        use_ema, optimizer: see `export.serving_model`.
+        select_tf_ops: False (builtin ops only), True (allow TF ops via the
+            Flex delegate) or "auto" (builtins, retrying with TF ops if the
+            converter rejects an op; a warning names the error).
+
+    Returns:
+        `path`.
+    """
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"`quantize` must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}")
+    if select_tf_ops not in (True, False, "auto"):
+        raise ValueError(
+            f"`select_tf_ops` must be True, False or 'auto'. Received: select_tf_ops={select_tf_ops!r}"
+        )
+    import keras
+
+    net, spec = _resolve(model, image_size, use_ema, optimizer)
+    with tempfile.TemporaryDirectory() as saved_model_dir:
+        archive = keras.export.ExportArchive()
+        archive.track(net)
+        archive.add_endpoint("serve", lambda images: net(images, training=False),
+                             input_signature=[spec])
+        archive.write_out(saved_model_dir, verbose=False)
+        try:
+            data = _tflite_converter(saved_model_dir, quantize, select_tf_ops is True).convert()
+        except Exception as error:  # The converter raises ConverterError & co.
+            if select_tf_ops != "auto":
+                raise
+            warnings.warn(
+                f"TFLite builtin ops could not convert the model ({error}); retrying with "
+                "SELECT_TF_OPS: the file needs the Flex delegate.",
+                stacklevel=2,
+            )
+            data = _tflite_converter(saved_model_dir, quantize, True).convert()
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def _interpreter_class():
+    try:
+        return tf.lite.Interpreter
+    except AttributeError:  # TF releases without tf.lite
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+
+
+def tflite_predict(path, images):
+    """Runs a `.tflite` file from `to_tflite` on a preprocessed batch.
+
+    Args:
+        path: the `.tflite` file.
+        images: float32 `(N, S, S, 3)` preprocessed images.
+
+    Returns:
+        The model's output, a float32 numpy array `(N, classes)`.
+    """
+    images = np.asarray(images, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = _interpreter_class()(model_path=os.fspath(path))
+    input_index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(input_index, images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(input_index, images)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
+
+
+def tflite_ops(path):
+    """The sorted operator names used by a `.tflite` file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = _interpreter_class()(model_path=os.fspath(path))
+    return sorted({op["op_name"] for op in interpreter._get_ops_details()})
+
+
+# ---------------------------------------------------------------------------
+# ONNX.
+# ---------------------------------------------------------------------------
+def to_onnx(model, path, image_size=None, use_ema=True, optimizer=None, opset=DEFAULT_OPSET):
+    """Writes a `.onnx` file of the inference model (needs tf2onnx).
+
+    Args:
+        model: a GoogLeNet classifier.
+        path: output file (`.onnx`).
+        image_size: input size (default: the model's, or 224).
+        use_ema, optimizer: see `export.serving_model`.
+        opset: ONNX opset.
+
+    Returns:
+        `path`.
+    """
+    try:
+        import tf2onnx
+    except ImportError as error:
+        raise ImportError(
+            "ONNX export needs tf2onnx: pip install 'keras_googlenet[convert]'"
+        ) from error
+    net, spec = _resolve(model, image_size, use_ema, optimizer)
+    function = tf.function(lambda images: net(images, training=False), input_signature=[spec])
+    tf2onnx.convert.from_function(function, input_signature=[spec], opset=opset,
+                                  output_path=os.fspath(path))
+    return path
+
+
+def onnx_predict(path, images):
+    """Runs a `.onnx` file from `to_onnx` with onnxruntime (CPU).
+
+    Args:
+        path: the `.onnx` file.
+        images: float32 `(N, S, S, 3)` preprocessed images.
+
+    Returns:
+        The model's output, a float32 numpy array `(N, classes)`.
+    """
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: np.asarray(images, np.float32)})[0]

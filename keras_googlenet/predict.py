@@ -1,0 +1,182 @@
+"""Top-k predictions for image files, from a SavedModel or a `.keras` model.
+
+    googlenet predict cat.jpg dog.png --model saved_models/googlenet
+
+`--model` may be an exported SavedModel directory, a TF Serving base
+directory (its highest version is used) or a `.keras` file. Either way the
+images go through the preprocessing of `keras_googlenet.preprocessing`: for
+a SavedModel inside its `serving_default` signature, for a Keras model here.
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_googlenet import export, preprocessing
+
+
+def resolve_saved_model_dir(path):
+    """The SavedModel directory for `path`: itself, or its highest version.
+
+    Args:
+        path: a SavedModel directory or a TF Serving base directory.
+
+    Returns:
+        The directory holding `saved_model.pb`.
+    """
+    path = os.fspath(path)
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    latest = export.latest_version_dir(path)
+    if latest is None or not os.path.isfile(os.path.join(latest, "saved_model.pb")):
+        raise ValueError(
+            f"{path!r} is neither a SavedModel directory (no saved_model.pb) nor a "
+            "TF Serving base directory with numeric version subdirectories."
+        )
+    return latest
+
+
+def _top(probabilities, names, top):
+    order = np.argsort(-probabilities, kind="stable")[:top]
+    return [(names[i], float(probabilities[i])) for i in order]
+
+
+def _reason(error):
+    """The signature's own message out of TF's "Graph execution error" text."""
+    message = error.message
+    if "assertion failed: [" in message:
+        return message.split("assertion failed: [", 1)[1].split("]\n", 1)[0].rstrip("]")
+    return message.strip()
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _predict_saved_model(export_dir, paths, top, image_size):
+    if image_size is not None:
+        exported = export.read_export_info(export_dir)["image_size"]
+        if image_size != exported:
+            raise ValueError(
+                f"The SavedModel {export_dir!r} crops to {exported}x{exported} (fixed at "
+                f"export); image_size={image_size} cannot be applied."
+            )
+    loaded = tf.saved_model.load(export_dir)
+    serve = loaded.signatures[export.DEFAULT_SIGNATURE]
+    names = export.read_class_names(os.path.join(export_dir, "assets", export.CLASS_NAMES_ASSET))
+    results = []
+    # One request per file, so that a bad file is named in the error.
+    for path in paths:
+        try:
+            outputs = serve(**{export.BYTES_INPUT: tf.constant([_read(path)])})
+        except tf.errors.InvalidArgumentError as error:
+            raise ValueError(f"{path}: {_reason(error)}") from None
+        results.append((path, _top(outputs["probabilities"].numpy()[0], names, top)))
+    return results
+
+
+def _predict_keras(model, paths, top, image_size, normalization, class_names):
+    net, _ = export.serving_model(model)  # EMA weights, auxiliary heads dropped
+    fixed = tuple(net.input_shape[1:3])
+    if image_size is None:
+        image_size = fixed[0] if None not in fixed else 224
+    classes = int(net.output.shape[-1])
+    names = export.resolve_class_names(class_names, classes)
+    logits = export._output_activation(net) == "linear"
+    results = []
+    for path in paths:
+        try:
+            image = preprocessing.eval_preprocess(
+                preprocessing.decode_image(tf.constant(_read(path))), image_size)
+        except tf.errors.InvalidArgumentError as error:
+            raise ValueError(f"{path}: could not decode the image: {_reason(error)}") from None
+        outputs = net(preprocessing.normalize(image[None], normalization), training=False)
+        outputs = tf.cast(outputs, tf.float32)
+        probabilities = (tf.nn.softmax(outputs) if logits else outputs).numpy()[0]
+        results.append((path, _top(probabilities, names, top)))
+    return results
+
+
+def predict_files(model_or_path, paths, top=5, image_size=None,
+                  normalization=preprocessing.DEFAULT_MODE, class_names=None, verbose=True):
+    """Classifies image files and prints their top classes.
+
+    Args:
+        model_or_path: a `keras.Model`, a `.keras` file, a SavedModel
+            directory or a TF Serving base directory (highest version).
+        paths: image files (JPEG, PNG, GIF, BMP, WebP).
+        top: how many classes per image (capped at the number of classes).
+        image_size: crop size for a Keras model (default: its input size, or
+            224); for a SavedModel it must be None or the exported size.
+        normalization: `preprocess_input` mode of a Keras model (a
+            SavedModel carries its own).
+        class_names: names for a Keras model (default: ImageNet for 1000
+            classes, else "0".."N-1"); a SavedModel carries its own.
+        verbose: print the results.
+
+    Returns:
+        A list of `(path, [(class name, score), ...])`, best first.
+    """
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"`top` must be a positive int. Received: top={top!r}")
+    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    if isinstance(model_or_path, (str, os.PathLike)):
+        location = os.fspath(model_or_path)
+        if os.path.isdir(location):
+            results = _predict_saved_model(resolve_saved_model_dir(location), paths, top,
+                                           image_size)
+        elif location.endswith(".keras") and os.path.isfile(location):
+            import keras
+
+            import keras_googlenet.layers  # noqa: F401  (registers the custom layer)
+
+            model = keras.models.load_model(location)
+            results = _predict_keras(model, paths, top, image_size, normalization, class_names)
+        else:
+            raise ValueError(
+                "`model_or_path` must be a keras.Model, a .keras file or a SavedModel / "
+                f"TF Serving directory. Received: {location!r}"
+            )
+    else:
+        results = _predict_keras(model_or_path, paths, top, image_size, normalization,
+                                 class_names)
+    if verbose:
+        print(format_predictions(results))
+    return results
+
+
+def format_predictions(results):
+    """Human-readable text of `predict_files` results."""
+    lines = []
+    for path, predictions in results:
+        lines.append(path)
+        lines.extend(f"  {rank}. {name:<30} {score:.4f}"
+                     for rank, (name, score) in enumerate(predictions, 1))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Command line: `googlenet predict`.
+# ---------------------------------------------------------------------------
+def add_arguments(parser):
+    """Adds the `googlenet predict` arguments to an argparse parser."""
+    parser.add_argument("images", nargs="+", help="image files")
+    parser.add_argument("--model", required=True,
+                        help="SavedModel directory, TF Serving base directory or .keras file")
+    parser.add_argument("--top", type=int, default=5, help="classes shown per image")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="crop size for a .keras model (default: its input size)")
+    parser.add_argument("--normalization", default=preprocessing.DEFAULT_MODE,
+                        choices=[*preprocessing.MODES, "none"],
+                        help="preprocess_input mode of a .keras model")
+    parser.add_argument("--class-names", default=None,
+                        help="class names file for a .keras model (one per line)")
+    return parser
+
+
+def run(args):
+    """Runs `googlenet predict` from parsed `args`; returns the results."""
+    normalization = None if args.normalization == "none" else args.normalization
+    return predict_files(args.model, args.images, top=args.top, image_size=args.image_size,
+                         normalization=normalization, class_names=args.class_names)
