@@ -105,7 +105,7 @@ def _check_rate(value, arg):
 
 
 def _check_arguments(include_top, weights, input_shape, pooling, classes,
-                     aux_classifiers, dropout_rate, aux_dropout_rate, kernel_5x5):
+                     aux_classifiers, dropout_rate, aux_dropout_rate, kernel_5x5, pool4_size):
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             "GoogLeNet is built channels_last (NHWC). Received: "
@@ -113,16 +113,16 @@ def _check_arguments(include_top, weights, input_shape, pooling, classes,
         )
     if weights is not None:
         if weights == "imagenet":
+            if include_top and classes != 1000:
+                raise ValueError(
+                    "`weights='imagenet'` with `include_top=True` needs "
+                    f"`classes=1000`. Received: classes={classes!r}"
+                )
+        elif not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
             raise ValueError(
-                "`weights='imagenet'` is not available yet: the published "
-                "ImageNet weights (Caffe bvlc_googlenet, torchvision) must be "
-                "converted first. Pass `weights=None` or the path of a weights "
-                f"file. Received: weights={weights!r}"
-            )
-        if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
-            raise ValueError(
-                "`weights` must be None or the path of an existing weights file "
-                f"(e.g. `model.weights.h5`). Received: weights={weights!r}"
+                "`weights` must be None, 'imagenet' or the path of an existing "
+                "weights file (`.weights.h5`, bvlc_googlenet `.onnx`, torchvision "
+                f"`.pth`). Received: weights={weights!r}"
             )
     for arg, value in (("include_top", include_top), ("aux_classifiers", aux_classifiers)):
         if not isinstance(value, bool):
@@ -144,6 +144,11 @@ def _check_arguments(include_top, weights, input_shape, pooling, classes,
         raise ValueError(
             "`kernel_5x5` must be 5 (the paper) or 3 (torchvision/TF-slim). "
             f"Received: kernel_5x5={kernel_5x5!r}"
+        )
+    if pool4_size not in (2, 3):
+        raise ValueError(
+            "`pool4_size` must be 3 (the paper) or 2 (torchvision). "
+            f"Received: pool4_size={pool4_size!r}"
         )
     if input_shape is not None:
         _check_input_shape(input_shape, aux_classifiers)
@@ -189,6 +194,7 @@ def GoogLeNet(
     dropout_rate=0.4,
     aux_dropout_rate=0.7,
     kernel_5x5=5,
+    pool4_size=3,
 ):
     """Instantiates GoogLeNet (Inception v1), the network of the paper's Table 1.
 
@@ -205,8 +211,12 @@ def GoogLeNet(
 
     Args:
         include_top: whether to include pool5, dropout and the classifier.
-        weights: `None` (random initialisation) or the path of a weights file
-            saved by `model.save_weights` for the same configuration.
+        weights: `None` (random initialisation), the path of a weights file
+            saved by `model.save_weights` for the same configuration, a
+            published file converted on the fly (bvlc_googlenet `.onnx` for
+            the default model, torchvision `googlenet-1378be20.pth` for
+            `TORCHVISION_CONFIG`), or `"imagenet"`: the same published files
+            found locally and hash-checked (see `keras_googlenet.weights`).
         input_tensor: optional Keras tensor (output of `keras.Input`) to use
             as the model's input.
         input_shape: optional `(height, width, channels)`. Defaults to
@@ -229,12 +239,16 @@ def GoogLeNet(
         aux_dropout_rate: dropout in the auxiliary heads (paper: 0.7).
         kernel_5x5: kernel size of the third branch ("5x5"); 5 is the paper,
             3 reproduces torchvision's port.
+        pool4_size: pool4 (after 4e) is a 3x3/2 max pool in the paper and
+            Caffe; torchvision's port has a 2x2/2 one (`pool4_size=2`).
+            `GoogLeNet(**keras_googlenet.weights.TORCHVISION_CONFIG)` is
+            torchvision's architecture.
 
     Returns:
         A `keras.Model`.
     """
     _check_arguments(include_top, weights, input_shape, pooling, classes,
-                     aux_classifiers, dropout_rate, aux_dropout_rate, kernel_5x5)
+                     aux_classifiers, dropout_rate, aux_dropout_rate, kernel_5x5, pool4_size)
     if input_tensor is not None:
         if not keras.backend.is_keras_tensor(input_tensor):
             raise ValueError(
@@ -267,7 +281,12 @@ def GoogLeNet(
     aux_inputs = {}
     for row in architecture.INCEPTION_ROWS:
         if isinstance(row, str):
-            x = _stage_pool(x, row)
+            if row == "pool4_3x3_s2" and pool4_size == 2:
+                # torchvision: MaxPool2d(2, 2, ceil_mode=True), same windows
+                # as "same" on even sizes (14 -> 7).
+                x = layers.MaxPooling2D(2, strides=2, padding="same", name=row)(x)
+            else:
+                x = _stage_pool(x, row)
             continue
         x = inception_block(x, row, batch_norm=batch_norm, kernel_5x5=kernel_5x5)
         for head, block in architecture.AUX_HEADS.items():
@@ -294,7 +313,10 @@ def GoogLeNet(
         inputs = keras.utils.get_source_inputs(input_tensor)
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
-        model.load_weights(weights)
+        # Imported here: keras_googlenet.weights builds GoogLeNet models.
+        from keras_googlenet import weights as pretrained
+
+        pretrained.load_weights(model, weights)
     return model
 
 

@@ -211,7 +211,8 @@ def test_minimum_input_size(aux, minimum):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(weights="imagenet"), "weights='imagenet'"),
+    (dict(weights="imagenet", classes=10), "needs `classes=1000`. Received: classes=10"),
+    (dict(pool4_size=4), "pool4_size=4"),
     (dict(weights="/no/such/file.weights.h5"), "weights='/no/such/file.weights.h5'"),
     (dict(weights=3), "weights=3"),
     (dict(pooling="mean", include_top=False), "pooling='mean'"),
