@@ -1,4 +1,5 @@
 """keras_googlenet: GoogLeNet (Inception v1) for Keras 3, as in the paper."""
+from keras_googlenet.export import export_saved_model
 from keras_googlenet.imagenet import decode_predictions
 from keras_googlenet.layers import LocalResponseNormalization
 from keras_googlenet.model import GoogLeNet, feature_model, inference_model
@@ -10,6 +11,7 @@ __all__ = [
     "GoogLeNet",
     "LocalResponseNormalization",
     "decode_predictions",
+    "export_saved_model",
     "feature_model",
     "inference_model",
     "preprocess_input",
