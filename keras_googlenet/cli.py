@@ -16,6 +16,9 @@ COMMANDS = {
     "finetune": ("keras_googlenet.finetune", "transfer learning: new classifier, frozen then unfrozen backbone"),
     "export": ("keras_googlenet.export", "export a .keras model as a TF Serving SavedModel"),
     "predict": ("keras_googlenet.predict", "top-5 classes of image files from a SavedModel or .keras file"),
+    "evaluate": ("keras_googlenet.evaluate_command",
+                 "top-1/top-5 accuracy with 1/10/144 crops per image and model ensembles "
+                 "(the paper's test protocol)"),
     "augment": ("keras_googlenet.augment_command", "write a PNG grid of augmented versions of images"),
 }
 

@@ -1,0 +1,73 @@
+"""`googlenet evaluate`: the paper's multi-crop, multi-model test protocol.
+
+    googlenet evaluate --model a.keras --model b.keras --data embedded \\
+        --split validation --crops 1 10 144 --table table.md --csv table.csv
+
+Prints top-1/top-5 accuracy and error, per-class accuracy and a table of
+models x crops (every ensemble of the first k models, each crop set); see
+`keras_googlenet.evaluation`.
+"""
+import json
+
+from keras_googlenet import preprocessing
+
+CROP_CHOICES = (1, 10, 144)
+
+
+def add_arguments(parser):
+    """Adds the `googlenet evaluate` arguments to an argparse parser."""
+    parser.add_argument("--model", action="append", required=True, dest="models",
+                        help=".keras file or SavedModel directory; repeat for an ensemble")
+    parser.add_argument("--data", default="embedded",
+                        help='"embedded", "tfds:NAME", "folder:PATH" or "tfrecord:GLOB"')
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory")
+    parser.add_argument("--split", default="validation", help="split to evaluate")
+    parser.add_argument("--crops", type=int, nargs="+", default=[1], choices=CROP_CHOICES,
+                        help="crop sets per image (1, 10, 144; several make a table)")
+    parser.add_argument("--no-mirror", dest="mirror", action="store_false",
+                        help="drop the mirrored crops (10 -> 5, 144 -> 72): for data that is "
+                             "not left-right symmetric; not the paper's protocol")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="crop side (default: the model's input size)")
+    parser.add_argument("--normalization", default="auto",
+                        choices=["auto", *preprocessing.MODES, "none"],
+                        help="preprocess_input mode of .keras models (auto: config.json "
+                             "next to the file, else caffe)")
+    parser.add_argument("--crop-fraction", type=float, default=preprocessing.DEFAULT_CROP_FRACTION,
+                        help="1- and 10-crop centre fraction")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per model call (default: ~288 crops per call)")
+    parser.add_argument("--max-examples", type=int, default=None,
+                        help="evaluate only the first N images")
+    parser.add_argument("--ensemble-sizes", type=int, nargs="+", default=None,
+                        help="ensembles (first k models) in the table (default: all k)")
+    parser.add_argument("--table", default=None, help="write the Markdown table here")
+    parser.add_argument("--csv", default=None, help="write the table as CSV here")
+    parser.add_argument("--json", default=None, help="write all results as JSON here")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1))
+    return parser
+
+
+def run(args):
+    """Runs `googlenet evaluate` from parsed `args`; returns 0."""
+    from keras_googlenet import evaluation
+
+    normalization = None if args.normalization == "none" else args.normalization
+    results = evaluation.evaluate(
+        args.models, data=args.data, split=args.split, crops=args.crops,
+        image_size=args.image_size, normalization=normalization, data_dir=args.data_dir,
+        batch_size=args.batch_size, crop_fraction=args.crop_fraction,
+        max_examples=args.max_examples, ensemble_sizes=args.ensemble_sizes,
+        table=args.table, csv=args.csv, verbose=args.verbose, mirror=args.mirror)
+    final = {k: results[k] for k in ("models", "crops", "num_examples", "top1_accuracy",
+                                     "top1_error", "top5_accuracy", "top5_error", "seconds")}
+    if not args.verbose:
+        print(results["markdown"])
+    print("per-class top-1 accuracy (%d model(s), %d crops):" % (final["models"], final["crops"]))
+    for name, accuracy in results["per_class_accuracy"].items():
+        print(f"  {name:<20} {'-' if accuracy is None else f'{100 * accuracy:.2f}%'}")
+    print(json.dumps(final, indent=2))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+    return 0
