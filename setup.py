@@ -34,6 +34,8 @@ setup(
         "convert": CONVERT,
         # The gRPC client example (examples/grpc_client.py).
         "serving": SERVING,
+        # torchvision's googlenet side by side in benchmarks/benchmark.py.
+        "bench": ["torch", "torchvision"],
         "test": ["pytest"] + CONVERT + SERVING,
     },
     entry_points={"console_scripts": ["googlenet=keras_googlenet.cli:main"]},

@@ -38,7 +38,9 @@ def build_parser(commands=None):
 def main(argv=None, commands=None):
     """Entry point; returns the process exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Our INFO messages; only warnings from TensorFlow's chatty loggers.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("keras_googlenet").setLevel(logging.INFO)
     argv = sys.argv[1:] if argv is None else argv
     # Import only the requested command's module: importing them all would
     # pull in every optional dependency for `googlenet predict`.
