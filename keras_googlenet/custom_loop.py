@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def _reduce_logs(strategy, logs):
-    # Every replica computes the same metric results after Keras syncs the
-    # metric variables' reads; the first local replica's values are logged.
+    # Logged from the first local replica: the loss and metrics shown are
+    # that replica's running means (training itself all-reduces gradients).
     local = strategy.experimental_local_results(logs)[0]
     return {k: float(v) for k, v in local.items()}
 
