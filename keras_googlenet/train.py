@@ -224,15 +224,19 @@ def run(config):
 
 
 def infer_metrics(model, dataset):
-    """Top-1 accuracy of a single-output model over a labelled dataset."""
-    correct = total = 0
-    for images, labels in dataset:
-        if isinstance(labels, dict):
-            labels = labels["predictions"]
-        pred = np.argmax(model.predict_on_batch(images), axis=-1)
-        correct += int(np.sum(pred == labels.numpy()))
-        total += len(pred)
-    return {"top1": correct / max(total, 1), "examples": total}
+    """Top-1 and top-5 accuracy of a single-output model over a labelled
+    dataset (the evaluation module's metrics, on the 1-crop pipeline)."""
+    from keras_googlenet.evaluation import classification_metrics
+
+    probabilities, labels = [], []
+    for images, batch_labels in dataset:
+        if isinstance(batch_labels, dict):
+            batch_labels = batch_labels["predictions"]
+        probabilities.append(model.predict_on_batch(images))
+        labels.append(batch_labels.numpy())
+    metrics = classification_metrics(np.concatenate(probabilities), np.concatenate(labels))
+    return {"top1": metrics["top1_accuracy"], "top5": metrics["top5_accuracy"],
+            "examples": metrics["num_examples"]}
 
 
 def fit_resumable(model, config, train_stream, val_data, steps_per_epoch, backup_dir, callbacks):
