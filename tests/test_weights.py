@@ -488,7 +488,7 @@ def test_state_dict_reader_without_torch(torchvision_file, tmp_path, zip_format)
     state["conv1.conv.weight"] = state["conv1.conv.weight"][:, :, 1:, :]  # non-contiguous
     path = str(tmp_path / "sd.pth")
     torch.save(state, path, _use_new_zipfile_serialization=zip_format)
-    read = W._read_state_dict_without_torch(path)
+    read = W.read_state_dict(path, use_torch=False)
     assert sorted(read) == sorted(state)
     for key, value in state.items():
         np.testing.assert_array_equal(read[key], value.numpy())
