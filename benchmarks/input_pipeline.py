@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_googlenet import data, sources
+from keras_googlenet.data import pipeline as data
+from keras_googlenet.data import sources
 
 
 def _photo_like(rng, height=375, width=500):

@@ -132,8 +132,9 @@ def build_keras(image_size, precision="float32", classes=1000, jit_compile=False
     """A compiled GoogLeNet training model (aux heads, the paper's loss)."""
     import keras
 
-    from keras_googlenet import distribute, recipe
-    from keras_googlenet.model import GoogLeNet
+    from keras_googlenet.train import distribute
+    from keras_googlenet.train import recipe
+    from keras_googlenet.models.googlenet import GoogLeNet
 
     previous = keras.mixed_precision.global_policy().name
     distribute.set_precision(precision)
@@ -149,7 +150,7 @@ def build_keras(image_size, precision="float32", classes=1000, jit_compile=False
 
 def forward_flops(model):
     """FLOPs of one image's forward pass (2 x multiply-adds)."""
-    from keras_googlenet.flops import multiply_adds
+    from keras_googlenet.models.flops import multiply_adds
 
     return 2 * multiply_adds(model)
 
@@ -187,7 +188,8 @@ def memory_dataset(model, batch_size, image_size, classes):
 
 def jpeg_dataset(model, folder, batch_size, image_size, cache=True):
     """The real training pipeline on a folder of JPEG files, repeated."""
-    from keras_googlenet import data, sources
+    from keras_googlenet.data import pipeline as data
+    from keras_googlenet.data import sources
 
     return data.build_dataset(sources.folder_source(folder), training=True,
                               image_size=image_size, batch_size=batch_size,
@@ -204,7 +206,7 @@ def keras_fit_step_times(model, dataset, steps, warmup):
 
 def keras_predictor(model):
     """`predict_on_batch` of the inference model (aux heads dropped)."""
-    from keras_googlenet.model import inference_model
+    from keras_googlenet.models.googlenet import inference_model
 
     net = inference_model(model)
     return lambda x: net.predict_on_batch(x)
@@ -212,7 +214,8 @@ def keras_predictor(model):
 
 def export_artifacts(model, workdir, image_size):
     """A SavedModel (TF Serving export) and a TFLite file of `model`."""
-    from keras_googlenet import convert, export
+    from keras_googlenet.serving import convert
+    from keras_googlenet.serving import export
 
     saved = export.export_saved_model(model, os.path.join(workdir, "saved_model"),
                                       image_size=image_size)
@@ -226,7 +229,7 @@ def saved_model_predictor(path, crop_size):
     export's evaluation preprocessing (central crop, resize, normalise) too."""
     import tensorflow as tf
 
-    from keras_googlenet import export
+    from keras_googlenet.serving import export
 
     fn = tf.saved_model.load(path).signatures[export.IMAGE_SIGNATURE]
 
@@ -241,7 +244,7 @@ def tflite_predictor(path, batch_size, threads):
     """An interpreter resized to `batch_size`, `threads` threads (XNNPACK)."""
     import warnings
 
-    from keras_googlenet import convert
+    from keras_googlenet.serving import convert
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -32,7 +32,10 @@ def main(kind, out, logical_cpus=1):
             cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
     import keras
 
-    from keras_googlenet import GoogLeNet, custom_loop, distribute, recipe
+    from keras_googlenet import GoogLeNet
+    from keras_googlenet.train import custom_loop
+    from keras_googlenet.train import distribute
+    from keras_googlenet.train import recipe
 
     strategy = {
         "single": tf.distribute.get_strategy,

@@ -7,7 +7,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_googlenet import GoogLeNet, preprocessing
+from keras_googlenet import GoogLeNet
+from keras_googlenet.data import preprocessing
 
 IMAGE_SIZE = 64
 CLASSES = 5

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_googlenet import augment
+from keras_googlenet.data import augment
 from tests import data_fixtures as fx
 
 NUM_DRAWS = 500

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_googlenet import convert, export
+from keras_googlenet.serving import convert
+from keras_googlenet.serving import export
 from tests import export_fixtures as fx
 
 # float32 conversions run the same float ops; dynamic-range quantisation

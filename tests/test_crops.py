@@ -1,4 +1,4 @@
-"""Geometry of the 1/10/144 crop sets (keras_googlenet.crops).
+"""Geometry of the 1/10/144 crop sets (keras_googlenet.data.crops).
 
 Images encode their pixel positions (channel 0 = row, channel 1 = column), so
 each crop shows where it came from. Bilinear resizing of such a ramp is known
@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_googlenet import crops, preprocessing
+from keras_googlenet.data import crops
+from keras_googlenet.data import preprocessing
 
 S = 32  # model size in these tests: R = round(32 / 0.875) = 37; scales 37, 41, 46, 50
 

@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_googlenet import augment, data, preprocessing, sources
+from keras_googlenet.data import augment
+from keras_googlenet.data import pipeline as data
+from keras_googlenet.data import preprocessing
+from keras_googlenet.data import sources
 from tests import data_fixtures as fx
 
 HEADS = ["predictions", "aux1", "aux2"]

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from keras_googlenet import distribute
+from keras_googlenet.train import distribute
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_googlenet import crops, evaluation, preprocessing
+from keras_googlenet.data import crops
+from keras_googlenet.inference import evaluation
+from keras_googlenet.data import preprocessing
 
 SIZE = 24
 CLASSES = 5
@@ -227,7 +229,7 @@ def test_keras_file_reads_normalization_from_config(tmp_path):
 
 
 def test_keras_googlenet_savedmodel_is_exact(tmp_path):
-    from keras_googlenet import export
+    from keras_googlenet.serving import export
 
     model = logits_model()  # exported with a softmax on top
     export_dir = export.export_saved_model(model, str(tmp_path / "sm"), normalization="caffe")

@@ -1,4 +1,4 @@
-"""Tests of the TF Serving export (keras_googlenet.export, serving_client)."""
+"""Tests of the TF Serving export (keras_googlenet.serving.export, serving_client)."""
 import argparse
 import importlib.util
 import json
@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_googlenet import export, imagenet, serving_client
+from keras_googlenet.serving import export
+from keras_googlenet.data import imagenet
+from keras_googlenet.serving import client as serving_client
 from tests import export_fixtures as fx
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

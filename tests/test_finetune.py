@@ -4,7 +4,8 @@ import keras
 import tensorflow as tf
 
 import keras_googlenet as kg
-from keras_googlenet import cli, finetune
+from keras_googlenet import cli
+from keras_googlenet.train import finetune
 
 
 def _dataset(n=16, size=65, classes=3):

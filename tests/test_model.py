@@ -5,7 +5,7 @@ import keras
 import tensorflow as tf
 
 import keras_googlenet as kg
-from keras_googlenet.flops import multiply_adds
+from keras_googlenet.models.flops import multiply_adds
 
 # Table 1 of the paper, transcribed independently of architecture.py:
 # name -> (output H, W, C, params in K as printed, ops in M as printed).

@@ -1,10 +1,11 @@
-"""Tests of keras_googlenet.predict (SavedModel, TF Serving dir, .keras)."""
+"""Tests of keras_googlenet.inference.predict (SavedModel, TF Serving dir, .keras)."""
 import argparse
 
 import numpy as np
 import pytest
 
-from keras_googlenet import export, predict
+from keras_googlenet.serving import export
+from keras_googlenet.inference import predict
 from tests import export_fixtures as fx
 
 

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_googlenet import preprocessing
+from keras_googlenet.data import preprocessing
 from tests import data_fixtures as fx
 
 

@@ -4,7 +4,7 @@ import pytest
 import keras
 
 import keras_googlenet as kg
-from keras_googlenet import recipe
+from keras_googlenet.train import recipe
 
 
 def _xent(probs, labels):

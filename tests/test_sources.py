@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_googlenet import preprocessing, sources
+from keras_googlenet.data import preprocessing
+from keras_googlenet.data import sources
 from tests import data_fixtures as fx
 
 

@@ -10,7 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_googlenet import cli, config as config_lib, train
+from keras_googlenet import cli
+from keras_googlenet.train import config as config_lib
+from keras_googlenet.train import trainer as train
 
 # A shortened main job: the embedded digits at the smallest size the
 # auxiliary heads allow, a few steps.

@@ -1,4 +1,4 @@
-"""Converters of the published GoogLeNet ImageNet weights (keras_googlenet.weights).
+"""Converters of the published GoogLeNet ImageNet weights (keras_googlenet.weights.converters).
 
 Each converter is checked against a reference network written in the source
 framework with random weights, saved in the published format:
@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import architecture
-from keras_googlenet import weights as W
+from keras_googlenet.models import architecture
+from keras_googlenet.weights import converters as W
 
 TOL = 1e-4
 

@@ -4,7 +4,7 @@
 """
 import argparse
 
-from keras_googlenet import export
+from keras_googlenet.serving import export
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@
 """
 import argparse
 
-from keras_googlenet import predict
+from keras_googlenet.inference import predict
 
 
 def main(argv=None):

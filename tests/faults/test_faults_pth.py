@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from keras_googlenet import weights as W
+from keras_googlenet.weights import converters as W
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 

@@ -16,7 +16,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_googlenet import preprocessing
+from keras_googlenet.data import preprocessing
 
 INTERPOLATIONS = ("bilinear", "area", "nearest", "bicubic")
 

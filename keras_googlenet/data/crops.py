@@ -47,7 +47,7 @@ tests and debugging).
 """
 import tensorflow as tf
 
-from keras_googlenet import preprocessing
+from keras_googlenet.data import preprocessing
 
 CROP_SETS = (1, 10, 144)
 # The paper's shorter-side scales for 224x224 crops.

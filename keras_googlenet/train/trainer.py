@@ -15,9 +15,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_googlenet import (augment, checkpointing, custom_loop, data, distribute,
-                             recipe, sources)
-from keras_googlenet.model import GoogLeNet, inference_model
+from keras_googlenet.data import augment
+from keras_googlenet.train import checkpointing
+from keras_googlenet.train import custom_loop
+from keras_googlenet.data import pipeline as data
+from keras_googlenet.train import distribute
+from keras_googlenet.train import recipe
+from keras_googlenet.data import sources
+from keras_googlenet.models.googlenet import GoogLeNet, inference_model
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +218,7 @@ def run(config):
         if val_source is not None:
             results["val"] = infer_metrics(infer, val_dataset())
         if config.export_dir:
-            from keras_googlenet.export import export_saved_model
+            from keras_googlenet.serving.export import export_saved_model
 
             results["export_path"] = export_saved_model(
                 infer, config.export_dir, class_names=train_source.class_names,
@@ -226,7 +231,7 @@ def run(config):
 def infer_metrics(model, dataset):
     """Top-1 and top-5 accuracy of a single-output model over a labelled
     dataset (the evaluation module's metrics, on the 1-crop pipeline)."""
-    from keras_googlenet.evaluation import classification_metrics
+    from keras_googlenet.inference.evaluation import classification_metrics
 
     probabilities, labels = [], []
     for images, batch_labels in dataset:

@@ -9,8 +9,8 @@ import random
 
 import tensorflow as tf
 
-from keras_googlenet import augment as augment_lib
-from keras_googlenet import preprocessing
+from keras_googlenet.data import augment as augment_lib
+from keras_googlenet.data import preprocessing
 
 
 def _labels_for(output_names):

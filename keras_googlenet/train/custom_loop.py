@@ -14,7 +14,7 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_googlenet import checkpointing
+from keras_googlenet.train import checkpointing
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@
 
 Prints top-1/top-5 accuracy and error, per-class accuracy and a table of
 models x crops (every ensemble of the first k models, each crop set); see
-`keras_googlenet.evaluation`.
+`keras_googlenet.inference.evaluation`.
 """
 import json
 
-from keras_googlenet import preprocessing
+from keras_googlenet.data import preprocessing
 
 CROP_CHOICES = (1, 10, 144)
 
@@ -50,7 +50,7 @@ def add_arguments(parser):
 
 def run(args):
     """Runs `googlenet evaluate` from parsed `args`; returns 0."""
-    from keras_googlenet import evaluation
+    from keras_googlenet.inference import evaluation
 
     normalization = None if args.normalization == "none" else args.normalization
     results = evaluation.evaluate(

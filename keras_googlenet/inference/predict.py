@@ -4,7 +4,7 @@
 
 `--model` may be an exported SavedModel directory, a TF Serving base
 directory (its highest version is used) or a `.keras` file. Either way the
-images go through the preprocessing of `keras_googlenet.preprocessing`: for
+images go through the preprocessing of `keras_googlenet.data.preprocessing`: for
 a SavedModel inside its `serving_default` signature, for a Keras model here.
 """
 import os
@@ -12,7 +12,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_googlenet import export, preprocessing
+from keras_googlenet.serving import export
+from keras_googlenet.data import preprocessing
 
 
 def resolve_saved_model_dir(path):
@@ -129,7 +130,7 @@ def predict_files(model_or_path, paths, top=5, image_size=None,
         elif location.endswith(".keras") and os.path.isfile(location):
             import keras
 
-            import keras_googlenet.layers  # noqa: F401  (registers the custom layer)
+            import keras_googlenet.models.layers  # noqa: F401  (registers the custom layer)
 
             model = keras.models.load_model(location)
             results = _predict_keras(model, paths, top, image_size, normalization, class_names)

@@ -31,7 +31,8 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from keras_googlenet import export, preprocessing
+from keras_googlenet.serving import export
+from keras_googlenet.data import preprocessing
 
 QUANTIZE_MODES = (None, "dynamic_range")
 DEFAULT_OPSET = 17

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from keras_googlenet import preprocessing
+from keras_googlenet.data import preprocessing
 
 logger = logging.getLogger(__name__)
 

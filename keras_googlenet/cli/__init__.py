@@ -12,14 +12,14 @@ import sys
 
 # name -> (module, help)
 COMMANDS = {
-    "train": ("keras_googlenet.train_command", "train GoogLeNet (default: the embedded digits), then export"),
-    "finetune": ("keras_googlenet.finetune", "transfer learning: new classifier, frozen then unfrozen backbone"),
-    "export": ("keras_googlenet.export", "export a .keras model as a TF Serving SavedModel"),
-    "predict": ("keras_googlenet.predict", "top-5 classes of image files from a SavedModel or .keras file"),
-    "evaluate": ("keras_googlenet.evaluate_command",
+    "train": ("keras_googlenet.cli.train", "train GoogLeNet (default: the embedded digits), then export"),
+    "finetune": ("keras_googlenet.train.finetune", "transfer learning: new classifier, frozen then unfrozen backbone"),
+    "export": ("keras_googlenet.serving.export", "export a .keras model as a TF Serving SavedModel"),
+    "predict": ("keras_googlenet.inference.predict", "top-5 classes of image files from a SavedModel or .keras file"),
+    "evaluate": ("keras_googlenet.cli.evaluate",
                  "top-1/top-5 accuracy with 1/10/144 crops per image and model ensembles "
                  "(the paper's test protocol)"),
-    "augment": ("keras_googlenet.augment_command", "write a PNG grid of augmented versions of images"),
+    "augment": ("keras_googlenet.cli.augment", "write a PNG grid of augmented versions of images"),
 }
 
 

@@ -2,7 +2,7 @@
 import keras
 import tensorflow as tf
 
-from keras_googlenet import architecture
+from keras_googlenet.models import architecture
 
 
 @keras.saving.register_keras_serializable(package="keras_googlenet")

@@ -33,8 +33,8 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from keras_googlenet import crops as crops_lib
-from keras_googlenet import preprocessing
+from keras_googlenet.data import crops as crops_lib
+from keras_googlenet.data import preprocessing
 
 AUTO = "auto"
 DEFAULT_CROPS_PER_BATCH = 288
@@ -105,7 +105,7 @@ def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_
             decides from the activation of the "predictions" (else last) layer.
         name: label for tables.
     """
-    from keras_googlenet import export
+    from keras_googlenet.serving import export
 
     net, _ = export.serving_model(model)
     fixed = tuple(net.input_shape[1:3])
@@ -134,8 +134,8 @@ def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_
 
 
 def _saved_model_predictor(path, image_size, normalization, logits, name):
-    from keras_googlenet import export
-    from keras_googlenet.predict import resolve_saved_model_dir
+    from keras_googlenet.serving import export
+    from keras_googlenet.inference.predict import resolve_saved_model_dir
 
     export_dir = resolve_saved_model_dir(path)
     loaded = tf.saved_model.load(export_dir)
@@ -238,7 +238,7 @@ def load_predictor(model, image_size=None, normalization=AUTO, logits=None, name
         if path.endswith(".keras") and os.path.isfile(path):
             import keras
 
-            import keras_googlenet.layers  # noqa: F401  (registers the custom layer)
+            import keras_googlenet.models.layers  # noqa: F401  (registers the custom layer)
 
             loaded = keras.models.load_model(path, compile=False)
             label = name or path
@@ -427,7 +427,7 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
             "folder:PATH", "tfrecord:GLOB") or a `tf.data.Dataset` of
             `(image, label)`.
         split: split name (for a spec).
-        crops: 1, 10 or 144 (see `keras_googlenet.crops`), or a list of them.
+        crops: 1, 10 or 144 (see `keras_googlenet.data.crops`), or a list of them.
         image_size: crop side (default: the first model's input size, or 224).
             All models must take the same size.
         normalization: per model or one for all, see `load_predictor`.
@@ -460,7 +460,7 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
         `class_names`; `markdown`, the table text; and, at the top level, the
         metrics of the full ensemble with the last crop set in `crops`.
     """
-    from keras_googlenet import sources
+    from keras_googlenet.data import sources
 
     crop_sets = [crops_lib.check_crop_set(c) for c in _as_list(crops)]
     model_list = _as_list(models)

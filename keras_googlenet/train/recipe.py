@@ -8,8 +8,8 @@ import math
 
 import keras
 
-from keras_googlenet import architecture
-from keras_googlenet.model import OUTPUT_NAME, has_aux_classifiers
+from keras_googlenet.models import architecture
+from keras_googlenet.models.googlenet import OUTPUT_NAME, has_aux_classifiers
 
 SCHEDULES = ("paper", "cosine", "constant")
 

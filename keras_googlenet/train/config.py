@@ -12,7 +12,9 @@ import json
 import typing
 from typing import Optional
 
-from keras_googlenet import distribute, preprocessing, recipe
+from keras_googlenet.train import distribute
+from keras_googlenet.data import preprocessing
+from keras_googlenet.train import recipe
 
 # The paper's recipe where the paper gives it (SGD momentum 0.9, x0.96 every
 # 8 epochs, Polyak averaging, aux weight 0.3, dropout 0.4/0.7); the rest from

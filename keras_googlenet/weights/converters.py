@@ -29,7 +29,7 @@ converted `.weights.h5`, or `"imagenet"`: the original files cannot be
 downloaded here, so "imagenet" looks for them (see `find_imagenet_file`),
 checks their hash and converts them.
 
-Command line: `python -m keras_googlenet.weights SOURCE OUT.weights.h5` (or
+Command line: `python -m keras_googlenet.weights.converters SOURCE OUT.weights.h5` (or
 `OUT.keras` for the whole model, e.g. for `googlenet finetune --model`).
 """
 import collections
@@ -43,7 +43,7 @@ import zipfile
 
 import numpy as np
 
-from keras_googlenet import architecture
+from keras_googlenet.models import architecture
 
 # ---------------------------------------------------------------------------
 # Published files.
@@ -464,7 +464,7 @@ def load_converted(model, converted, warn_aux=True):
         raise WeightsMismatchError(
             f"The {source} weights are for GoogLeNet({_describe(converted.config)}); this model "
             f"has {_describe({k: config[k] for k in wrong})}. Build it with "
-            + ("GoogLeNet(**keras_googlenet.weights.TORCHVISION_CONFIG)."
+            + ("GoogLeNet(**keras_googlenet.weights.converters.TORCHVISION_CONFIG)."
                if converted.origin == "torchvision" else "the default GoogLeNet() (the paper).")
         )
     assignments = []
@@ -543,7 +543,7 @@ def convert_file(source, out_path, include_top=True, classes=1000, include_aux=F
     Returns:
         `(out_path, config)`: build `GoogLeNet(**config)` to load it.
     """
-    from keras_googlenet.model import GoogLeNet
+    from keras_googlenet.models.googlenet import GoogLeNet
 
     converted = convert(source, include_aux=include_aux)
     config = dict(converted.config, include_top=include_top)
@@ -854,7 +854,7 @@ def main(argv=None):
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m keras_googlenet.weights",
+        prog="python -m keras_googlenet.weights.converters",
         description="Convert published GoogLeNet ImageNet weights to a Keras .weights.h5.",
     )
     parser.add_argument("source", help="googlenet-*.onnx (bvlc) or googlenet-1378be20.pth")

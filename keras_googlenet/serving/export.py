@@ -5,7 +5,7 @@
 SavedModel holds the inference model (auxiliary heads dropped, Polyak/EMA
 weights when the optimizer has them), the class names as an asset and three
 signatures, all running the same preprocessing as evaluation (the functions
-of `keras_googlenet.preprocessing`, called in the graph, never copied):
+of `keras_googlenet.data.preprocessing`, called in the graph, never copied):
 
 - `serving_default`: `image_bytes`, a `tf.string [None]` batch of encoded
   JPEG/PNG/GIF/BMP/WebP images of any sizes. The `_bytes` suffix makes TF
@@ -47,8 +47,9 @@ import warnings
 import keras
 import tensorflow as tf
 
-from keras_googlenet import imagenet, preprocessing
-from keras_googlenet.model import OUTPUT_NAME, inference_model
+from keras_googlenet.data import imagenet
+from keras_googlenet.data import preprocessing
+from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
 
 CLASS_NAMES_ASSET = "class_names.txt"
 EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
@@ -605,7 +606,7 @@ def add_arguments(parser):
 
 def run(args):
     """Runs `googlenet export` from parsed `args`; returns the written paths."""
-    import keras_googlenet.layers  # noqa: F401  (registers the custom layer)
+    import keras_googlenet.models.layers  # noqa: F401  (registers the custom layer)
 
     model = keras.models.load_model(args.model)
     normalization = None if args.normalization == "none" else args.normalization
@@ -616,7 +617,7 @@ def run(args):
     print(f"SavedModel written to {path}")
     written = {"saved_model": path}
     if args.tflite or args.onnx:
-        from keras_googlenet import convert
+        from keras_googlenet.serving import convert
 
         info = read_export_info(path)
         out_dir = args.converted_dir or os.path.join(

@@ -11,8 +11,10 @@ import os
 
 import keras
 
-from keras_googlenet import data, recipe, sources
-from keras_googlenet.model import OUTPUT_NAME, inference_model
+from keras_googlenet.data import pipeline as data
+from keras_googlenet.train import recipe
+from keras_googlenet.data import sources
+from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
 
 BACKBONE_OUTPUT = "pool5_7x7_s1"
 

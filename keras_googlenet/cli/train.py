@@ -1,7 +1,7 @@
 """`googlenet train`: flags from `config.TrainConfig`, work in `train.run`."""
 import json
 
-from keras_googlenet import config as config_lib
+from keras_googlenet.train import config as config_lib
 
 
 def add_arguments(parser):
@@ -11,7 +11,7 @@ def add_arguments(parser):
 def run(args):
     # Validate every flag before importing TensorFlow or touching data.
     config = config_lib.from_args(args)
-    from keras_googlenet import train
+    from keras_googlenet.train import trainer as train
 
     results = train.run(config)
     summary = {k: v for k, v in results.items() if k != "history"}

@@ -1,6 +1,6 @@
 """`googlenet augment`: a PNG grid of training augmentations of image files,
 to see what the paper's augmentation does to your data."""
-from keras_googlenet import augment
+from keras_googlenet.data import augment
 
 
 def add_arguments(parser):

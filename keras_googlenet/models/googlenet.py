@@ -13,8 +13,8 @@ import os
 import keras
 from keras import layers
 
-from keras_googlenet import architecture
-from keras_googlenet.layers import LocalResponseNormalization
+from keras_googlenet.models import architecture
+from keras_googlenet.models.layers import LocalResponseNormalization
 
 OUTPUT_NAME = "predictions"
 DEFAULT_FEATURE_STAGES = ("inception_3b", "inception_4e", "inception_5b")
@@ -216,7 +216,7 @@ def GoogLeNet(
             published file converted on the fly (bvlc_googlenet `.onnx` for
             the default model, torchvision `googlenet-1378be20.pth` for
             `TORCHVISION_CONFIG`), or `"imagenet"`: the same published files
-            found locally and hash-checked (see `keras_googlenet.weights`).
+            found locally and hash-checked (see `keras_googlenet.weights.converters`).
         input_tensor: optional Keras tensor (output of `keras.Input`) to use
             as the model's input.
         input_shape: optional `(height, width, channels)`. Defaults to
@@ -241,7 +241,7 @@ def GoogLeNet(
             3 reproduces torchvision's port.
         pool4_size: pool4 (after 4e) is a 3x3/2 max pool in the paper and
             Caffe; torchvision's port has a 2x2/2 one (`pool4_size=2`).
-            `GoogLeNet(**keras_googlenet.weights.TORCHVISION_CONFIG)` is
+            `GoogLeNet(**keras_googlenet.weights.converters.TORCHVISION_CONFIG)` is
             torchvision's architecture.
 
     Returns:
@@ -313,8 +313,8 @@ def GoogLeNet(
         inputs = keras.utils.get_source_inputs(input_tensor)
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
-        # Imported here: keras_googlenet.weights builds GoogLeNet models.
-        from keras_googlenet import weights as pretrained
+        # Imported here: keras_googlenet.weights.converters builds GoogLeNet models.
+        from keras_googlenet.weights import converters as pretrained
 
         pretrained.load_weights(model, weights)
     return model
@@ -350,7 +350,7 @@ def feature_model(model, stages=DEFAULT_FEATURE_STAGES):
         stages: names of layers whose outputs to return, e.g.
             `("inception_3b", "inception_4e", "inception_5b")` (1/8, 1/16 and
             1/32 of the input), or any stage name in
-            `keras_googlenet.architecture.STAGE_NAMES` (`conv2_3x3` maps to
+            `keras_googlenet.models.architecture.STAGE_NAMES` (`conv2_3x3` maps to
             its ReLU output).
 
     Returns:
