@@ -1,20 +1,36 @@
-"""keras_googlenet: GoogLeNet (Inception v1) for Keras 3, as in the paper."""
-from keras_googlenet.inference.evaluation import evaluate
-from keras_googlenet.serving.export import export_saved_model
-from keras_googlenet.data.imagenet import decode_predictions
-from keras_googlenet.models.layers import LocalResponseNormalization
-from keras_googlenet.models.googlenet import GoogLeNet, feature_model, inference_model
-from keras_googlenet.data.preprocessing import preprocess_input
+"""keras_googlenet: GoogLeNet (Inception v1) for Keras 3, as in the paper.
+
+The public API is resolved lazily: `import keras_googlenet` imports neither
+Keras nor TensorFlow, and `keras_googlenet.GoogLeNet` imports only the model
+subpackage (Keras, no TensorFlow), so the model works on every backend.
+"""
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "GoogLeNet",
-    "LocalResponseNormalization",
-    "decode_predictions",
-    "evaluate",
-    "export_saved_model",
-    "feature_model",
-    "inference_model",
-    "preprocess_input",
-]
+# public name -> module that defines it
+_API = {
+    "GoogLeNet": "keras_googlenet.models.googlenet",
+    "feature_model": "keras_googlenet.models.googlenet",
+    "inference_model": "keras_googlenet.models.googlenet",
+    "LocalResponseNormalization": "keras_googlenet.models.layers",
+    "preprocess_input": "keras_googlenet.data.preprocessing",
+    "decode_predictions": "keras_googlenet.data.imagenet",
+    "load_model": "keras_googlenet.inference.loader",
+    "evaluate": "keras_googlenet.inference.evaluation",
+    "export_saved_model": "keras_googlenet.serving.export",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value  # resolve once
+        return value
+    raise AttributeError(f"module 'keras_googlenet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

@@ -1,4 +1,4 @@
-"""Converters of the published GoogLeNet ImageNet weights (keras_googlenet.weights.converters).
+"""Converters of the published GoogLeNet ImageNet weights (keras_googlenet.weights).
 
 Each converter is checked against a reference network written in the source
 framework with random weights, saved in the published format:
@@ -22,7 +22,7 @@ import pytest
 
 import keras_googlenet as kg
 from keras_googlenet.models import architecture
-from keras_googlenet.weights import converters as W
+from keras_googlenet import weights as W
 
 TOL = 1e-4
 
@@ -505,11 +505,13 @@ def test_command_line_writes_weights_and_keras_model(bvlc_file, tmp_path, capsys
 
     path, x, ref = bvlc_file
     out = str(tmp_path / "bvlc.keras")
-    assert W.main([path, out]) == 0
+    from keras_googlenet import cli
+
+    assert cli.main(["weights", "convert", path, out]) == 0
     assert "Wrote" in capsys.readouterr().out
     _close(keras.models.load_model(out, compile=False).predict(x, verbose=0), ref["prob_1"])
     out = str(tmp_path / "bvlc_notop.weights.h5")
-    W.main([path, out, "--no-top"])
+    cli.main(["weights", "convert", path, out, "--no-top"])
     backbone = kg.GoogLeNet(include_top=False, weights=out)
     assert backbone.get_layer("conv1_7x7_s2").get_weights()[0].shape == (7, 7, 3, 64)
     with pytest.raises(ValueError, match="Expected an ONNX"):

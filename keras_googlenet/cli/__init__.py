@@ -20,6 +20,7 @@ COMMANDS = {
                  "top-1/top-5 accuracy with 1/10/144 crops per image and model ensembles "
                  "(the paper's test protocol)"),
     "augment": ("keras_googlenet.cli.augment", "write a PNG grid of augmented versions of images"),
+    "weights": ("keras_googlenet.cli.weights", "convert the published ImageNet weights to Keras"),
 }
 
 

@@ -216,7 +216,7 @@ def GoogLeNet(
             published file converted on the fly (bvlc_googlenet `.onnx` for
             the default model, torchvision `googlenet-1378be20.pth` for
             `TORCHVISION_CONFIG`), or `"imagenet"`: the same published files
-            found locally and hash-checked (see `keras_googlenet.weights.converters`).
+            found locally and hash-checked (see `keras_googlenet.weights`).
         input_tensor: optional Keras tensor (output of `keras.Input`) to use
             as the model's input.
         input_shape: optional `(height, width, channels)`. Defaults to
@@ -241,7 +241,7 @@ def GoogLeNet(
             3 reproduces torchvision's port.
         pool4_size: pool4 (after 4e) is a 3x3/2 max pool in the paper and
             Caffe; torchvision's port has a 2x2/2 one (`pool4_size=2`).
-            `GoogLeNet(**keras_googlenet.weights.converters.TORCHVISION_CONFIG)` is
+            `GoogLeNet(**keras_googlenet.models.TORCHVISION_CONFIG)` is
             torchvision's architecture.
 
     Returns:
@@ -313,10 +313,10 @@ def GoogLeNet(
         inputs = keras.utils.get_source_inputs(input_tensor)
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
-        # Imported here: keras_googlenet.weights.converters builds GoogLeNet models.
-        from keras_googlenet.weights import converters as pretrained
+        # Imported here: keras_googlenet.weights builds GoogLeNet models.
+        from keras_googlenet.weights import lookup
 
-        pretrained.load_weights(model, weights)
+        lookup.load_weights(model, weights)
     return model
 
 

@@ -1,6 +1,6 @@
 """Custom layers of GoogLeNet."""
 import keras
-import tensorflow as tf
+from keras import ops
 
 from keras_googlenet.models import architecture
 
@@ -40,14 +40,31 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.beta = float(beta)
 
     def call(self, inputs):
-        outputs = tf.nn.local_response_normalization(
-            tf.cast(inputs, tf.float32),
-            depth_radius=self.depth_radius,
-            bias=self.bias,
-            alpha=self.alpha,
-            beta=self.beta,
-        )
-        return tf.cast(outputs, inputs.dtype)
+        x = ops.cast(inputs, "float32")
+        if keras.backend.backend() == "tensorflow":
+            # TensorFlow's fused kernel; imported here so that the model
+            # imports and runs on JAX and PyTorch without TensorFlow.
+            import tensorflow as tf
+
+            outputs = tf.nn.local_response_normalization(
+                x, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha,
+                beta=self.beta)
+        else:
+            outputs = x * ops.power(self.bias + self.alpha * self._window_sum(ops.square(x)),
+                                    -self.beta)
+        return ops.cast(outputs, inputs.dtype)
+
+    def _window_sum(self, squares):
+        """Sum over the channel window: 2r+1 shifted slices of the zero-padded
+        squares (exact, unlike differences of a cumulative sum)."""
+        radius = self.depth_radius
+        channels = squares.shape[-1]
+        pad = [[0, 0]] * (len(squares.shape) - 1) + [[radius, radius]]
+        padded = ops.pad(squares, pad)
+        total = padded[..., :channels]
+        for shift in range(1, 2 * radius + 1):
+            total = total + padded[..., shift:shift + channels]
+        return total
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from keras_googlenet.weights import converters as W
+from keras_googlenet import weights as W
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
@@ -178,12 +178,13 @@ def test_hostile_file_through_googlenet_and_the_converter_command(tmp_path, fake
     # A fresh process: whatever reader the user's install picks.
     code = (
         "import sys, keras_googlenet as kg\n"
-        "from keras_googlenet import weights as W\n"
+        "from keras_googlenet import cli, weights as W\n"
         "try:\n"
         f"    kg.GoogLeNet(weights={path!r}, classes=10, input_shape=(32, 32, 3))\n"
         "except W.NotAStateDictError as e:\n"
         "    print('REFUSED', e)\n"
-        f"sys.exit(W.main([{path!r}, {str(tmp_path / 'out.weights.h5')!r}]))\n"
+        f"sys.exit(cli.main(['weights', 'convert', {path!r}, "
+        f"{str(tmp_path / 'out.weights.h5')!r}]))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
