@@ -11,6 +11,7 @@ Specs accepted by `get_source`:
     "folder:PATH"     one sub-folder per class (or just a directory path).
     "tfrecord:GLOB"   tf.Example files in the TF-slim / Model Garden format.
 """
+import collections
 import concurrent.futures
 import dataclasses
 import functools
@@ -49,6 +50,8 @@ class Source:
         skipped: files that were found but cannot be decoded (folder sources).
         skip_decode_errors: whether the pipeline should drop images that fail
             to decode at run time (a safety net behind the folder scan).
+        holdout: for the two parts of a folder split by `folder_holdout`,
+            how it was split (folder, fraction, seed, sizes); else None.
     """
 
     name: str
@@ -58,6 +61,7 @@ class Source:
     num_examples: Optional[int] = None
     skipped: list = dataclasses.field(default_factory=list)
     skip_decode_errors: bool = False
+    holdout: Optional[dict] = None
 
     def dataset(self, num_shards=1, shard_index=0):
         """Returns the `(image, label)` dataset, optionally one shard of it.
@@ -102,14 +106,65 @@ def get_source(spec, split="train", data_dir=None, **kwargs):
         return tfds_source(arg, split, data_dir=data_dir, **kwargs)
     if kind == "tfrecord" and arg:
         return tfrecord_source(arg, **kwargs)
-    if kind == "folder" and arg:
-        return folder_source(_split_dir(arg, split), **kwargs)
-    if os.path.isdir(spec):
-        return folder_source(_split_dir(spec, split), **kwargs)
+    folder = _folder_root(spec)
+    if folder:
+        return folder_source(_split_dir(folder, split), **kwargs)
     raise ValueError(
         'Unknown data spec. Expected "embedded", "tfds:NAME", "folder:PATH", '
         f'"tfrecord:GLOB" or an existing directory. Received: spec={spec!r}'
     )
+
+
+def _folder_root(spec):
+    """The directory of a folder spec, or None for the other kinds."""
+    kind, _, arg = spec.partition(":")
+    if spec == "embedded" or (kind in ("tfds", "tfrecord") and arg):
+        return None
+    if kind == "folder" and arg:
+        return arg
+    return spec if os.path.isdir(spec) else None
+
+
+def train_val_sources(spec, train_split="train", val_split="validation", data_dir=None,
+                      holdout_fraction=0.1, holdout_seed=0, **kwargs):
+    """The training and validation sources of a training run.
+
+    A folder without a `val_split` sub-folder used to validate on its own
+    training images, which says nothing about generalisation. Such a folder
+    is now split by `folder_holdout` (a seeded per-class hold-out); with
+    `holdout_fraction=0` it still validates on the training images, with a
+    warning. TFRecord globs have no splits: they validate on the training
+    records, with a warning.
+
+    Args:
+        spec: data spec (see `get_source`).
+        train_split: training split name.
+        val_split: validation split name, or None/"" for no validation.
+        data_dir: TFDS data directory.
+        holdout_fraction: fraction of each class held out when a folder has
+            no `val_split` sub-folder; 0 disables the hold-out.
+        holdout_seed: seed of the hold-out draw.
+        **kwargs: passed on to the kind's builder.
+
+    Returns:
+        `(train, validation)` sources; validation is None without `val_split`.
+    """
+    folder = _folder_root(spec)
+    if (folder and val_split and holdout_fraction
+            and not os.path.isdir(os.path.join(folder, val_split))):
+        return folder_holdout(_split_dir(folder, train_split), holdout_fraction,
+                              holdout_seed, **kwargs)
+    train = get_source(spec, train_split, data_dir=data_dir, **kwargs)
+    if not val_split:
+        return train, None
+    if spec.partition(":")[0] == "tfrecord":
+        val = train  # The glob selects the files: reading them again changes nothing.
+    else:
+        val = get_source(spec, val_split, data_dir=data_dir, **kwargs)
+    if val.name == train.name:
+        logger.warning("Validation reads the training data (%s): its accuracy says nothing "
+                       "about unseen images.", train.name)
+    return train, val
 
 
 def _split_dir(path, split):
@@ -371,6 +426,12 @@ def folder_source(path, on_error="skip", validate="header"):
     Returns:
         A `Source` of encoded images.
     """
+    paths, labels, class_names, bad = _decodable_files(path, on_error, validate)
+    return _files_source(f"folder:{path}", paths, labels, class_names, bad, on_error)
+
+
+def _decodable_files(path, on_error, validate):
+    """`(paths, labels, class_names, bad)` of the decodable files of a folder."""
     if on_error not in ON_ERROR:
         raise ValueError(f"`on_error` must be one of {ON_ERROR}. Received: on_error={on_error!r}")
     paths, labels, class_names = list_image_folder(path)
@@ -387,22 +448,95 @@ def folder_source(path, on_error="skip", validate="header"):
     kept = [(p, l) for p, l in zip(paths, labels) if p not in bad]
     if not kept:
         raise ValueError(f"No decodable image in the folder. Received: path={path!r}")
-    kept_paths = [p for p, _ in kept]
-    kept_labels = np.array([l for _, l in kept], np.int32)
+    return [p for p, _ in kept], [l for _, l in kept], class_names, bad
+
+
+def _files_source(name, paths, labels, class_names, bad, on_error, holdout=None):
+    labels = np.array(labels, np.int32)
 
     def make_dataset(num_shards, shard_index):
-        ds = tf.data.Dataset.from_tensor_slices((kept_paths, kept_labels))
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
         ds = ds.shard(num_shards, shard_index)  # Shard file names, not images.
         return ds.map(lambda p, l: (tf.io.read_file(p), l), num_parallel_calls=tf.data.AUTOTUNE)
 
     return Source(
-        name=f"folder:{path}",
+        name=name,
         make_dataset=make_dataset,
         num_classes=len(class_names),
         class_names=class_names,
-        num_examples=len(kept),
+        num_examples=len(paths),
         skipped=sorted(bad),
         skip_decode_errors=on_error == "skip",
+        holdout=holdout,
+    )
+
+
+def holdout_mask(labels, fraction, seed):
+    """Which examples a seeded per-class hold-out takes for validation.
+
+    Each class gives `round(fraction * n)` of its `n` examples, at least one
+    and never all of them (a class of one image stays in training). Each
+    class draws from its own `(seed, label)` stream, so adding images to one
+    class does not move the hold-out of the others.
+
+    Args:
+        labels: int labels, in a fixed (e.g. sorted file) order.
+        fraction: in (0, 1).
+        seed: int seed; the same seed and labels give the same mask.
+
+    Returns:
+        A bool array, True for the held-out examples.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"`fraction` must be in (0, 1). Received: fraction={fraction!r}")
+    labels = np.asarray(labels)
+    mask = np.zeros(len(labels), bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = min(max(1, round(fraction * len(members))), len(members) - 1)
+        rng = np.random.default_rng([seed, int(label)])
+        mask[rng.permutation(members)[:count]] = True
+    return mask
+
+
+def folder_holdout(path, fraction=0.1, seed=0, on_error="skip", validate="header"):
+    """Splits one image folder into disjoint training and validation sources.
+
+    For folders without a validation split: `holdout_mask` picks the
+    validation images per class, the same ones for the same seed and files.
+
+    Args:
+        path: root directory (one sub-folder per class).
+        fraction: fraction of each class held out, in (0, 1).
+        seed: seed of the draw.
+        on_error: "skip" or "raise" for undecodable files (see `folder_source`).
+        validate: file check, see `folder_source`.
+
+    Returns:
+        `(train, validation)` sources; both carry the split in `holdout`.
+    """
+    paths, labels, class_names, bad = _decodable_files(path, on_error, validate)
+    held = holdout_mask(labels, fraction, seed)
+    parts = {
+        part: ([p for p, h in zip(paths, held) if h == want],
+               [l for l, h in zip(labels, held) if h == want])
+        for part, want in (("train", False), ("validation", True))
+    }
+    info = dict(folder=path, fraction=fraction, seed=seed,
+                train_examples=len(parts["train"][0]),
+                validation_examples=len(parts["validation"][0]))
+    counts = collections.Counter(labels)
+    alone = [class_names[l] for l, n in counts.items() if n == 1]
+    logger.info("%r has no validation split: holding out %d of its %d images for "
+                "validation (%g of each class, seed %d).", path,
+                info["validation_examples"], len(paths), fraction, seed)
+    if alone:
+        logger.warning("Classes with a single image stay in training, unvalidated: %s",
+                       sorted(alone))
+    return tuple(
+        _files_source(f"folder:{path} ({part} part of the hold-out)", *parts[part],
+                      class_names, bad, on_error, holdout=info)
+        for part in ("train", "validation")
     )
 
 
