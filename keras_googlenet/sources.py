@@ -554,34 +554,82 @@ def _parse_example(record, label_offset):
     return ex["image/encoded"], tf.cast(ex["image/class/label"] + label_offset, tf.int32)
 
 
-def _check_label(label, num_classes):
-    tf.debugging.assert_non_negative(
-        label, message=f"Label out of range [0, {num_classes}); check `label_offset`."
-    )
-    tf.debugging.assert_less(
-        label, num_classes,
-        message=f"Label out of range [0, {num_classes}); check `num_classes`/`label_offset`.",
-    )
-    return label
+def _checked_example(record, file, label_offset, num_classes):
+    """Parses a record; a label outside [0, num_classes) fails naming its file."""
+    image, label = _parse_example(record, label_offset)
+    in_range = tf.logical_and(label >= 0, label < num_classes)
+    check = tf.debugging.Assert(in_range, [
+        f"Label out of range [0, {num_classes}) after label_offset={label_offset}; "
+        "check `num_classes`/`label_offset`. File:", file, "label:", label])
+    with tf.control_dependencies([check]):
+        return image, tf.identity(label)
+
+
+def _records(file):
+    # Each record keeps its file name, for error messages.
+    return tf.data.TFRecordDataset(file).map(lambda record: (record, file))
+
+
+def read_tfrecord_labels(files, label_offset=0):
+    """`{file: labels}` of every record, with `label_offset` added (reads all)."""
+    return {
+        file: np.fromiter(
+            tf.data.TFRecordDataset(file)
+            .map(lambda r: _parse_example(r, label_offset)[1])
+            .as_numpy_iterator(),
+            np.int64,
+        )
+        for file in files
+    }
+
+
+def _check_scanned_labels(labels_by_file, num_classes, label_offset):
+    for file, labels in labels_by_file.items():
+        bad = labels[(labels < 0) | (labels >= num_classes)]
+        if bad.size:
+            raise ValueError(
+                f"{file!r} has {bad.size} record(s) with a label outside [0, {num_classes}) "
+                f"after label_offset={label_offset} (first: {int(bad[0])}). Declare the "
+                "class count with --num-classes and the label base with --label-offset "
+                "(-1 for TF-slim's 1-based labels)."
+            )
+
+
+def _log_inferred_classes(pattern, labels, num_classes):
+    counts = np.bincount(labels, minlength=num_classes)
+    listing = ", ".join(f"{label}: {n}" for label, n in enumerate(counts) if n)
+    empty = int(np.sum(counts == 0))
+    # Empty classes mean a wrong label or a wrong offset more often than a
+    # dataset with gaps: say so loudly.
+    level = logging.WARNING if empty else logging.INFO
+    logger.log(level, "num_classes inferred as %d (largest label + 1) from %d records of %r; "
+               "pass --num-classes to declare it. Records per label: {%s}.%s",
+               num_classes, len(labels), pattern, listing,
+               f" {empty} of the {num_classes} classes have no record." if empty else "")
 
 
 def tfrecord_source(pattern, num_classes=None, label_offset=0, class_names=None,
-                    num_examples=None):
+                    num_examples=None, scan=None):
     """TFRecord files of tf.Example with `image/encoded` and `image/class/label`.
 
     TF-slim's ImageNet converter writes 1-based labels (0 is "background",
     1001 classes); pass `label_offset=-1, num_classes=1000` to read them as
     the usual 0-based 1000 classes. Model Garden's converter writes 0-based
-    labels (`label_offset=0`, the default). Labels outside
-    `[0, num_classes)` after the offset raise an error when read.
+    labels (`label_offset=0`, the default). A label outside
+    `[0, num_classes)` after the offset is an error naming its file: a
+    ValueError when the records are scanned up front, else a TensorFlow
+    error when it is read.
 
     Args:
         pattern: file glob, e.g. "/data/train-*".
-        num_classes: number of classes. If None, all records are read once
-            to find the largest label (slow for big sets: pass it).
+        num_classes: number of classes. If None, it is inferred from the
+            largest label (logged with the count of each label): pass it.
         label_offset: added to each stored label.
         class_names: optional class names (`num_classes` defaults to their count).
-        num_examples: optional number of examples (not counted otherwise).
+        num_examples: optional number of examples; counted by a scan.
+        scan: read every record's label once now (slow for big sets), to
+            count examples and refuse out-of-range labels before training.
+            Default: only when `num_classes` must be inferred.
 
     Returns:
         A `Source` of encoded images.
@@ -591,22 +639,31 @@ def tfrecord_source(pattern, num_classes=None, label_offset=0, class_names=None,
         raise ValueError(f"No TFRecord file matches the pattern. Received: pattern={pattern!r}")
     if num_classes is None and class_names is not None:
         num_classes = len(class_names)
-    if num_classes is None:
-        logger.warning("Reading all records of %r to infer num_classes; pass num_classes.", pattern)
-        labels = tf.data.TFRecordDataset(files).map(lambda r: _parse_example(r, label_offset)[1])
-        labels = np.fromiter(labels.as_numpy_iterator(), np.int64)
-        num_classes = int(labels.max()) + 1 if labels.size else 0
-        num_examples = len(labels)
+    if scan is None:
+        scan = num_classes is None
+    if scan:
+        inferred = num_classes is None
+        if inferred:
+            logger.info("Reading all records of %r to infer num_classes.", pattern)
+        labels_by_file = read_tfrecord_labels(files, label_offset)
+        labels = np.concatenate(list(labels_by_file.values()))
+        if inferred:
+            num_classes = max(int(labels.max()) + 1, 1) if labels.size else 0
+        _check_scanned_labels(labels_by_file, num_classes, label_offset)
+        if inferred and num_classes:
+            _log_inferred_classes(pattern, labels, num_classes)
+        num_examples = len(labels) if num_examples is None else num_examples
     if num_classes < 1:
         raise ValueError(f"`num_classes` must be >= 1. Received: num_classes={num_classes}")
 
     def make_dataset(num_shards, shard_index):
+        names = tf.data.Dataset.from_tensor_slices(files)
         if len(files) >= num_shards:  # Shard by file: each reader reads less.
-            ds = tf.data.TFRecordDataset(files[shard_index::num_shards])
+            ds = names.shard(num_shards, shard_index).flat_map(_records)
         else:
-            ds = tf.data.TFRecordDataset(files).shard(num_shards, shard_index)
-        ds = ds.map(lambda r: _parse_example(r, label_offset), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.map(lambda image, label: (image, _check_label(label, num_classes)))
+            ds = names.flat_map(_records).shard(num_shards, shard_index)
+        return ds.map(lambda record, file: _checked_example(record, file, label_offset, num_classes),
+                      num_parallel_calls=tf.data.AUTOTUNE)
 
     return Source(
         name=f"tfrecord:{pattern}",
