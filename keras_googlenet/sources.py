@@ -150,17 +150,18 @@ def train_val_sources(spec, train_split="train", val_split="validation", data_di
         `(train, validation)` sources; validation is None without `val_split`.
     """
     folder = _folder_root(spec)
-    if (folder and val_split and holdout_fraction
-            and not os.path.isdir(os.path.join(folder, val_split))):
-        return folder_holdout(_split_dir(folder, train_split), holdout_fraction,
-                              holdout_seed, **kwargs)
-    train = get_source(spec, train_split, data_dir=data_dir, **kwargs)
-    if not val_split:
-        return train, None
-    if spec.partition(":")[0] == "tfrecord":
-        val = train  # The glob selects the files: reading them again changes nothing.
+    if folder and val_split and not os.path.isdir(os.path.join(folder, val_split)):
+        train_dir = _split_dir(folder, train_split)
+        if holdout_fraction:
+            return folder_holdout(train_dir, holdout_fraction, holdout_seed, **kwargs)
+        train = val = folder_source(train_dir, **kwargs)
     else:
-        val = get_source(spec, val_split, data_dir=data_dir, **kwargs)
+        train = get_source(spec, train_split, data_dir=data_dir, **kwargs)
+        if not val_split:
+            return train, None
+        # A TFRecord glob selects the files: reading them again changes nothing.
+        tfrecord = spec.partition(":")[0] == "tfrecord"
+        val = train if tfrecord else get_source(spec, val_split, data_dir=data_dir, **kwargs)
     if val.name == train.name:
         logger.warning("Validation reads the training data (%s): its accuracy says nothing "
                        "about unseen images.", train.name)
