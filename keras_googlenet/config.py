@@ -46,9 +46,9 @@ class TrainConfig:
     train_split: str = "train"
     val_split: Optional[str] = "validation"
     num_classes: Optional[int] = dataclasses.field(default=None, metadata={"help": (
-        "TFRecord data only: the number of classes; a label outside [0, N) after "
-        "--label-offset is refused, naming its file. Default: inferred from the largest "
-        "label (all records are read, and the count per label is logged)")})
+        "TFRecord data only: the number of classes; every label is read before training "
+        "and one outside [0, N) after --label-offset is refused, naming its file. "
+        "Default: inferred from the largest label, with the count per label logged")})
     label_offset: int = dataclasses.field(default=0, metadata={"help": (
         "TFRecord data only: added to each stored label, e.g. -1 for TF-slim's 1-based "
         "labels. Default: 0")})
