@@ -11,6 +11,7 @@ Specs accepted by `get_source`:
     "folder:PATH"     one sub-folder per class (or just a directory path).
     "tfrecord:GLOB"   tf.Example files in the TF-slim / Model Garden format.
 """
+import collections
 import concurrent.futures
 import dataclasses
 import functools
@@ -49,6 +50,8 @@ class Source:
         skipped: files that were found but cannot be decoded (folder sources).
         skip_decode_errors: whether the pipeline should drop images that fail
             to decode at run time (a safety net behind the folder scan).
+        holdout: for the two parts of a folder split by `folder_holdout`,
+            how it was split (folder, fraction, seed, sizes); else None.
     """
 
     name: str
@@ -58,6 +61,7 @@ class Source:
     num_examples: Optional[int] = None
     skipped: list = dataclasses.field(default_factory=list)
     skip_decode_errors: bool = False
+    holdout: Optional[dict] = None
 
     def dataset(self, num_shards=1, shard_index=0):
         """Returns the `(image, label)` dataset, optionally one shard of it.
@@ -102,14 +106,66 @@ def get_source(spec, split="train", data_dir=None, **kwargs):
         return tfds_source(arg, split, data_dir=data_dir, **kwargs)
     if kind == "tfrecord" and arg:
         return tfrecord_source(arg, **kwargs)
-    if kind == "folder" and arg:
-        return folder_source(_split_dir(arg, split), **kwargs)
-    if os.path.isdir(spec):
-        return folder_source(_split_dir(spec, split), **kwargs)
+    folder = _folder_root(spec)
+    if folder:
+        return folder_source(_split_dir(folder, split), **kwargs)
     raise ValueError(
         'Unknown data spec. Expected "embedded", "tfds:NAME", "folder:PATH", '
         f'"tfrecord:GLOB" or an existing directory. Received: spec={spec!r}'
     )
+
+
+def _folder_root(spec):
+    """The directory of a folder spec, or None for the other kinds."""
+    kind, _, arg = spec.partition(":")
+    if spec == "embedded" or (kind in ("tfds", "tfrecord") and arg):
+        return None
+    if kind == "folder" and arg:
+        return arg
+    return spec if os.path.isdir(spec) else None
+
+
+def train_val_sources(spec, train_split="train", val_split="validation", data_dir=None,
+                      holdout_fraction=0.1, holdout_seed=0, **kwargs):
+    """The training and validation sources of a training run.
+
+    A folder without a `val_split` sub-folder used to validate on its own
+    training images, which says nothing about generalisation. Such a folder
+    is now split by `folder_holdout` (a seeded per-class hold-out); with
+    `holdout_fraction=0` it still validates on the training images, with a
+    warning. TFRecord globs have no splits: they validate on the training
+    records, with a warning.
+
+    Args:
+        spec: data spec (see `get_source`).
+        train_split: training split name.
+        val_split: validation split name, or None/"" for no validation.
+        data_dir: TFDS data directory.
+        holdout_fraction: fraction of each class held out when a folder has
+            no `val_split` sub-folder; 0 disables the hold-out.
+        holdout_seed: seed of the hold-out draw.
+        **kwargs: passed on to the kind's builder.
+
+    Returns:
+        `(train, validation)` sources; validation is None without `val_split`.
+    """
+    folder = _folder_root(spec)
+    if folder and val_split and not os.path.isdir(os.path.join(folder, val_split)):
+        train_dir = _split_dir(folder, train_split)
+        if holdout_fraction:
+            return folder_holdout(train_dir, holdout_fraction, holdout_seed, **kwargs)
+        train = val = folder_source(train_dir, **kwargs)
+    else:
+        train = get_source(spec, train_split, data_dir=data_dir, **kwargs)
+        if not val_split:
+            return train, None
+        # A TFRecord glob selects the files: reading them again changes nothing.
+        tfrecord = spec.partition(":")[0] == "tfrecord"
+        val = train if tfrecord else get_source(spec, val_split, data_dir=data_dir, **kwargs)
+    if val.name == train.name:
+        logger.warning("Validation reads the training data (%s): its accuracy says nothing "
+                       "about unseen images.", train.name)
+    return train, val
 
 
 def _split_dir(path, split):
@@ -371,6 +427,12 @@ def folder_source(path, on_error="skip", validate="header"):
     Returns:
         A `Source` of encoded images.
     """
+    paths, labels, class_names, bad = _decodable_files(path, on_error, validate)
+    return _files_source(f"folder:{path}", paths, labels, class_names, bad, on_error)
+
+
+def _decodable_files(path, on_error, validate):
+    """`(paths, labels, class_names, bad)` of the decodable files of a folder."""
     if on_error not in ON_ERROR:
         raise ValueError(f"`on_error` must be one of {ON_ERROR}. Received: on_error={on_error!r}")
     paths, labels, class_names = list_image_folder(path)
@@ -387,22 +449,95 @@ def folder_source(path, on_error="skip", validate="header"):
     kept = [(p, l) for p, l in zip(paths, labels) if p not in bad]
     if not kept:
         raise ValueError(f"No decodable image in the folder. Received: path={path!r}")
-    kept_paths = [p for p, _ in kept]
-    kept_labels = np.array([l for _, l in kept], np.int32)
+    return [p for p, _ in kept], [l for _, l in kept], class_names, bad
+
+
+def _files_source(name, paths, labels, class_names, bad, on_error, holdout=None):
+    labels = np.array(labels, np.int32)
 
     def make_dataset(num_shards, shard_index):
-        ds = tf.data.Dataset.from_tensor_slices((kept_paths, kept_labels))
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
         ds = ds.shard(num_shards, shard_index)  # Shard file names, not images.
         return ds.map(lambda p, l: (tf.io.read_file(p), l), num_parallel_calls=tf.data.AUTOTUNE)
 
     return Source(
-        name=f"folder:{path}",
+        name=name,
         make_dataset=make_dataset,
         num_classes=len(class_names),
         class_names=class_names,
-        num_examples=len(kept),
+        num_examples=len(paths),
         skipped=sorted(bad),
         skip_decode_errors=on_error == "skip",
+        holdout=holdout,
+    )
+
+
+def holdout_mask(labels, fraction, seed):
+    """Which examples a seeded per-class hold-out takes for validation.
+
+    Each class gives `round(fraction * n)` of its `n` examples, at least one
+    and never all of them (a class of one image stays in training). Each
+    class draws from its own `(seed, label)` stream, so adding images to one
+    class does not move the hold-out of the others.
+
+    Args:
+        labels: int labels, in a fixed (e.g. sorted file) order.
+        fraction: in (0, 1).
+        seed: int seed; the same seed and labels give the same mask.
+
+    Returns:
+        A bool array, True for the held-out examples.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"`fraction` must be in (0, 1). Received: fraction={fraction!r}")
+    labels = np.asarray(labels)
+    mask = np.zeros(len(labels), bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = min(max(1, round(fraction * len(members))), len(members) - 1)
+        rng = np.random.default_rng([seed, int(label)])
+        mask[rng.permutation(members)[:count]] = True
+    return mask
+
+
+def folder_holdout(path, fraction=0.1, seed=0, on_error="skip", validate="header"):
+    """Splits one image folder into disjoint training and validation sources.
+
+    For folders without a validation split: `holdout_mask` picks the
+    validation images per class, the same ones for the same seed and files.
+
+    Args:
+        path: root directory (one sub-folder per class).
+        fraction: fraction of each class held out, in (0, 1).
+        seed: seed of the draw.
+        on_error: "skip" or "raise" for undecodable files (see `folder_source`).
+        validate: file check, see `folder_source`.
+
+    Returns:
+        `(train, validation)` sources; both carry the split in `holdout`.
+    """
+    paths, labels, class_names, bad = _decodable_files(path, on_error, validate)
+    held = holdout_mask(labels, fraction, seed)
+    parts = {
+        part: ([p for p, h in zip(paths, held) if h == want],
+               [l for l, h in zip(labels, held) if h == want])
+        for part, want in (("train", False), ("validation", True))
+    }
+    info = dict(folder=path, fraction=fraction, seed=seed,
+                train_examples=len(parts["train"][0]),
+                validation_examples=len(parts["validation"][0]))
+    counts = collections.Counter(labels)
+    alone = [class_names[l] for l, n in counts.items() if n == 1]
+    logger.info("%r has no validation split: holding out %d of its %d images for "
+                "validation (%g of each class, seed %d).", path,
+                info["validation_examples"], len(paths), fraction, seed)
+    if alone:
+        logger.warning("Classes with a single image stay in training, unvalidated: %s",
+                       sorted(alone))
+    return tuple(
+        _files_source(f"folder:{path} ({part} part of the hold-out)", *parts[part],
+                      class_names, bad, on_error, holdout=info)
+        for part in ("train", "validation")
     )
 
 
@@ -420,34 +555,82 @@ def _parse_example(record, label_offset):
     return ex["image/encoded"], tf.cast(ex["image/class/label"] + label_offset, tf.int32)
 
 
-def _check_label(label, num_classes):
-    tf.debugging.assert_non_negative(
-        label, message=f"Label out of range [0, {num_classes}); check `label_offset`."
-    )
-    tf.debugging.assert_less(
-        label, num_classes,
-        message=f"Label out of range [0, {num_classes}); check `num_classes`/`label_offset`.",
-    )
-    return label
+def _checked_example(record, file, label_offset, num_classes):
+    """Parses a record; a label outside [0, num_classes) fails naming its file."""
+    image, label = _parse_example(record, label_offset)
+    in_range = tf.logical_and(label >= 0, label < num_classes)
+    check = tf.debugging.Assert(in_range, [
+        f"Label out of range [0, {num_classes}) after label_offset={label_offset}; "
+        "check `num_classes`/`label_offset`. File:", file, "label:", label])
+    with tf.control_dependencies([check]):
+        return image, tf.identity(label)
+
+
+def _records(file):
+    # Each record keeps its file name, for error messages.
+    return tf.data.TFRecordDataset(file).map(lambda record: (record, file))
+
+
+def read_tfrecord_labels(files, label_offset=0):
+    """`{file: labels}` of every record, with `label_offset` added (reads all)."""
+    return {
+        file: np.fromiter(
+            tf.data.TFRecordDataset(file)
+            .map(lambda r: _parse_example(r, label_offset)[1])
+            .as_numpy_iterator(),
+            np.int64,
+        )
+        for file in files
+    }
+
+
+def _check_scanned_labels(labels_by_file, num_classes, label_offset):
+    for file, labels in labels_by_file.items():
+        bad = labels[(labels < 0) | (labels >= num_classes)]
+        if bad.size:
+            raise ValueError(
+                f"{file!r} has {bad.size} record(s) with a label outside [0, {num_classes}) "
+                f"after label_offset={label_offset} (first: {int(bad[0])}). Declare the "
+                "class count with --num-classes and the label base with --label-offset "
+                "(-1 for TF-slim's 1-based labels)."
+            )
+
+
+def _log_inferred_classes(pattern, labels, num_classes):
+    counts = np.bincount(labels, minlength=num_classes)
+    listing = ", ".join(f"{label}: {n}" for label, n in enumerate(counts) if n)
+    empty = int(np.sum(counts == 0))
+    # Empty classes mean a wrong label or a wrong offset more often than a
+    # dataset with gaps: say so loudly.
+    level = logging.WARNING if empty else logging.INFO
+    logger.log(level, "num_classes inferred as %d (largest label + 1) from %d records of %r; "
+               "pass --num-classes to declare it. Records per label: {%s}.%s",
+               num_classes, len(labels), pattern, listing,
+               f" {empty} of the {num_classes} classes have no record." if empty else "")
 
 
 def tfrecord_source(pattern, num_classes=None, label_offset=0, class_names=None,
-                    num_examples=None):
+                    num_examples=None, scan=None):
     """TFRecord files of tf.Example with `image/encoded` and `image/class/label`.
 
     TF-slim's ImageNet converter writes 1-based labels (0 is "background",
     1001 classes); pass `label_offset=-1, num_classes=1000` to read them as
     the usual 0-based 1000 classes. Model Garden's converter writes 0-based
-    labels (`label_offset=0`, the default). Labels outside
-    `[0, num_classes)` after the offset raise an error when read.
+    labels (`label_offset=0`, the default). A label outside
+    `[0, num_classes)` after the offset is an error naming its file: a
+    ValueError when the records are scanned up front, else a TensorFlow
+    error when it is read.
 
     Args:
         pattern: file glob, e.g. "/data/train-*".
-        num_classes: number of classes. If None, all records are read once
-            to find the largest label (slow for big sets: pass it).
+        num_classes: number of classes. If None, it is inferred from the
+            largest label (logged with the count of each label): pass it.
         label_offset: added to each stored label.
         class_names: optional class names (`num_classes` defaults to their count).
-        num_examples: optional number of examples (not counted otherwise).
+        num_examples: optional number of examples; counted by a scan.
+        scan: read every record's label once now (slow for big sets), to
+            count examples and refuse out-of-range labels before training.
+            Default: only when `num_classes` must be inferred.
 
     Returns:
         A `Source` of encoded images.
@@ -457,22 +640,31 @@ def tfrecord_source(pattern, num_classes=None, label_offset=0, class_names=None,
         raise ValueError(f"No TFRecord file matches the pattern. Received: pattern={pattern!r}")
     if num_classes is None and class_names is not None:
         num_classes = len(class_names)
-    if num_classes is None:
-        logger.warning("Reading all records of %r to infer num_classes; pass num_classes.", pattern)
-        labels = tf.data.TFRecordDataset(files).map(lambda r: _parse_example(r, label_offset)[1])
-        labels = np.fromiter(labels.as_numpy_iterator(), np.int64)
-        num_classes = int(labels.max()) + 1 if labels.size else 0
-        num_examples = len(labels)
+    if scan is None:
+        scan = num_classes is None
+    if scan:
+        inferred = num_classes is None
+        if inferred:
+            logger.info("Reading all records of %r to infer num_classes.", pattern)
+        labels_by_file = read_tfrecord_labels(files, label_offset)
+        labels = np.concatenate(list(labels_by_file.values()))
+        if inferred:
+            num_classes = max(int(labels.max()) + 1, 1) if labels.size else 0
+        _check_scanned_labels(labels_by_file, num_classes, label_offset)
+        if inferred and num_classes:
+            _log_inferred_classes(pattern, labels, num_classes)
+        num_examples = len(labels) if num_examples is None else num_examples
     if num_classes < 1:
         raise ValueError(f"`num_classes` must be >= 1. Received: num_classes={num_classes}")
 
     def make_dataset(num_shards, shard_index):
+        names = tf.data.Dataset.from_tensor_slices(files)
         if len(files) >= num_shards:  # Shard by file: each reader reads less.
-            ds = tf.data.TFRecordDataset(files[shard_index::num_shards])
+            ds = names.shard(num_shards, shard_index).flat_map(_records)
         else:
-            ds = tf.data.TFRecordDataset(files).shard(num_shards, shard_index)
-        ds = ds.map(lambda r: _parse_example(r, label_offset), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.map(lambda image, label: (image, _check_label(label, num_classes)))
+            ds = names.flat_map(_records).shard(num_shards, shard_index)
+        return ds.map(lambda record, file: _checked_example(record, file, label_offset, num_classes),
+                      num_parallel_calls=tf.data.AUTOTUNE)
 
     return Source(
         name=f"tfrecord:{pattern}",

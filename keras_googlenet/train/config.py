@@ -47,6 +47,20 @@ class TrainConfig:
     data_dir: Optional[str] = None
     train_split: str = "train"
     val_split: Optional[str] = "validation"
+    num_classes: Optional[int] = dataclasses.field(default=None, metadata={"help": (
+        "TFRecord data only: the number of classes; every label is read before training "
+        "and one outside [0, N) after --label-offset is refused, naming its file. "
+        "Default: inferred from the largest label, with the count per label logged")})
+    label_offset: int = dataclasses.field(default=0, metadata={"help": (
+        "TFRecord data only: added to each stored label, e.g. -1 for TF-slim's 1-based "
+        "labels. Default: 0")})
+    holdout_fraction: float = dataclasses.field(default=0.1, metadata={"help": (
+        "Folder data without a <val-split> sub-folder: fraction of each class held out "
+        "for validation (at least one image per class); 0 validates on the training "
+        "images. Default: 0.1")})
+    holdout_seed: int = dataclasses.field(default=0, metadata={"help": (
+        "Seed of the hold-out draw (kept apart from --seed so that runs with different "
+        "seeds validate on the same images). Default: 0")})
     image_size: Optional[int] = None
     batch_size: Optional[int] = None  # per replica; global = x replicas
     epochs: Optional[int] = None
@@ -143,6 +157,15 @@ class TrainConfig:
             bad("strategy", f"one of {distribute.STRATEGIES}")
         if self.verbose not in (0, 1, 2):
             bad("verbose", "0, 1 or 2")
+        if self.num_classes is not None and self.num_classes < 2:
+            bad("num_classes", "at least 2 (a classifier needs two classes)")
+        if ((self.num_classes is not None or self.label_offset)
+                and not self.data.startswith("tfrecord:")):
+            raise ValueError("--num-classes and --label-offset apply to TFRecord data "
+                             "(--data tfrecord:GLOB); the other kinds know their classes. "
+                             f"Received: data={self.data!r}")
+        if not 0 <= self.holdout_fraction < 1:
+            bad("holdout_fraction", "in [0, 1) (0 validates on the training images)")
 
 
 def _field_type(field):
@@ -204,7 +227,7 @@ def add_arguments(parser):
         else:
             parser.add_argument(flag, dest=field.name, default=None,
                                 type=functools.partial(_flag_value, field.name),
-                                help=f"default: {field.default!r}")
+                                help=field.metadata.get("help", f"default: {field.default!r}"))
 
 
 def _flag_value(name, value):

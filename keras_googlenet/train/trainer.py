@@ -136,6 +136,38 @@ def _steps(source, config, global_batch):
     return steps
 
 
+def _sources(config):
+    """The training and validation sources; refuses data with under 2 classes."""
+    kwargs = {}
+    if config.data.startswith("tfrecord:"):
+        # Read every label once now: a wrong one is refused naming its file
+        # before any training (the records were always read to count them).
+        kwargs = dict(num_classes=config.num_classes, label_offset=config.label_offset,
+                      scan=True)
+    train_source, val_source = sources.train_val_sources(
+        config.data, config.train_split, config.val_split, data_dir=config.data_dir,
+        holdout_fraction=config.holdout_fraction, holdout_seed=config.holdout_seed, **kwargs)
+    if train_source.num_classes < 2:
+        # One class trains to 100% accuracy and can predict nothing else.
+        raise ValueError(
+            f"{train_source.name!r} has {train_source.num_classes} class "
+            f"({train_source.class_names or 'no names'}): a classifier needs at least 2 "
+            "classes (for a folder, one sub-folder per class)."
+        )
+    return train_source, val_source
+
+
+def _validation_record(train_source, val_source):
+    """What the run validates on, for config.json."""
+    if val_source is None:
+        return None
+    if val_source.holdout:
+        return dict(val_source.holdout, kind="holdout")
+    if val_source.name == train_source.name:
+        return {"kind": "training data", "source": val_source.name}
+    return {"kind": "split", "source": val_source.name}
+
+
 def run(config):
     """Trains (resuming from `output_dir/backup` when a checkpoint is there)
     and exports. Returns a dict of results (history, export path, times)."""
@@ -152,9 +184,7 @@ def run(config):
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size * replicas
 
-    train_source = sources.get_source(config.data, config.train_split, data_dir=config.data_dir)
-    val_source = (sources.get_source(config.data, config.val_split, data_dir=config.data_dir)
-                  if config.val_split else None)
+    train_source, val_source = _sources(config)
     steps_per_epoch = _steps(train_source, config, global_batch)
 
     os.makedirs(config.output_dir, exist_ok=True)
@@ -164,7 +194,8 @@ def run(config):
                     dict(dataclasses.asdict(config), policy=policy, replicas=replicas,
                          global_batch=global_batch, steps_per_epoch=steps_per_epoch,
                          num_classes=train_source.num_classes,
-                         class_names=train_source.class_names))
+                         class_names=train_source.class_names,
+                         validation=_validation_record(train_source, val_source)))
 
     with strategy.scope():
         model = build_model(config, train_source.num_classes)
