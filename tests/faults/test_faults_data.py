@@ -9,7 +9,10 @@ import pytest
 import tensorflow as tf
 
 import data_fixtures as fx  # tests/ is on sys.path: its conftest.py puts it there
-from keras_googlenet import cli, config as config_lib, sources, train
+from keras_googlenet import cli
+from keras_googlenet.train import config as config_lib
+from keras_googlenet.data import sources
+from keras_googlenet.train import trainer as train
 
 SIZE = (16, 16)
 
