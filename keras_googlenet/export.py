@@ -23,10 +23,14 @@ Bad input fails the request, never the server: an empty string, bytes of no
 known image format, a truncated JPEG (no end-of-image marker FFD9) or PNG (no
 IEND chunk) raise `InvalidArgumentError` "image at batch index 2 could not be
 decoded: truncated JPEG ..." before anything is decoded, naming every bad
-image of the batch; an image over `max_pixels` pixels is refused after
-decoding, before the float copy and the resize. Grayscale, RGBA, 16-bit and
-palette images are converted to RGB; a batch may mix sizes. Corruption the
-header checks cannot see still fails in the decoder with its own message.
+image of the batch; so are an image whose header declares more than
+`max_pixels` pixels ("image at batch index 0 is too large: 23000x23000
+pixels (PNG header) ...", see `keras_googlenet.image_header`) and a JPEG
+with a marker inside its compressed data ("is corrupt", refused before
+libjpeg prints "Corrupt JPEG data" on stderr). An empty batch returns empty
+outputs. Grayscale, RGBA, 16-bit and palette images are converted to RGB; a
+batch may mix sizes. Corruption the header checks cannot see (lost or
+altered compressed bytes) still fails, or decodes to garbage, in the decoder.
 
 The exported directory needs only TensorFlow to load (`tf.saved_model.load`,
 `saved_model_cli`, TF Serving): no Keras, no keras_googlenet.
@@ -47,7 +51,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from keras_googlenet import imagenet, preprocessing
+from keras_googlenet import image_header, imagenet, preprocessing
 from keras_googlenet.model import OUTPUT_NAME, inference_model
 
 CLASS_NAMES_ASSET = "class_names.txt"
@@ -59,9 +63,7 @@ BYTES_INPUT = "image_bytes"
 IMAGE_INPUT = "images"
 OUTPUT_KEYS = ("probabilities", "classes", "scores", "labels")
 DEFAULT_TOP_K = 5
-# 2**26 pixels: an 8000x8000 photo (64 MP) is served; a decompression bomb is
-# refused before its float32 copy (4 bytes x 3 channels per pixel) is made.
-DEFAULT_MAX_PIXELS = 2**26
+DEFAULT_MAX_PIXELS = image_header.DEFAULT_MAX_PIXELS
 # TF Serving only loads children whose names are integers, so a name starting
 # with a dot is never picked up half-written.
 TEMP_PREFIX = ".tmp-export-"
@@ -234,15 +236,17 @@ def resolve_class_names(class_names, classes):
 # ---------------------------------------------------------------------------
 # The serving module.
 # ---------------------------------------------------------------------------
-def check_encoded_images(image_bytes):
+def check_encoded_images(image_bytes, max_pixels=DEFAULT_MAX_PIXELS):
     """Graph-side validity check of a batch of encoded images.
 
-    Looks only at the bytes (no decoding): empty strings, unknown formats
-    and truncated JPEG/PNG files are reported together, each with its batch
-    index.
+    Looks only at the bytes (no decoding): empty strings, unknown formats,
+    truncated JPEG/PNG files, JPEGs with markers out of place and images
+    whose header declares more than `max_pixels` pixels are reported
+    together, each with its batch index.
 
     Args:
         image_bytes: `tf.string [N]`.
+        max_pixels: largest height x width accepted.
 
     Returns:
         An op raising `InvalidArgumentError` naming every bad image.
@@ -277,11 +281,15 @@ def check_encoded_images(image_bytes):
             ),
         ),
     )
+    problem = tf.where(problem == "", "", tf.strings.join(["could not be decoded: ", problem]))
+    # The header checks never raise, so every bad image is still named.
+    header = tf.map_fn(lambda encoded: image_header.header_problem(encoded, max_pixels),
+                       image_bytes, fn_output_signature=tf.string)
+    problem = tf.where(problem == "", header, problem)
     bad = problem != ""
     index = tf.strings.as_string(tf.range(tf.size(length)))
     messages = tf.strings.join(
-        ["image at batch index ", index, " could not be decoded: ", problem,
-         " (", tf.strings.as_string(length), " bytes)"]
+        ["image at batch index ", index, " ", problem, " (", tf.strings.as_string(length), " bytes)"]
     )
     message = tf.strings.reduce_join(tf.boolean_mask(messages, bad), separator="; ")
     return tf.debugging.Assert(~tf.reduce_any(bad), [message])
@@ -386,7 +394,9 @@ class GoogLeNetServing(tf.Module):
 
     def _decode_and_crop(self, args):
         index, encoded = args
-        image = preprocessing.decode_image(encoded)
+        # The header was checked by `check_encoded_images`; this catches the
+        # images whose header could not be read.
+        image = preprocessing.decode_image(encoded, max_pixels=None)
         shape = tf.shape(image, out_type=tf.int64)
         check = tf.debugging.Assert(
             shape[0] * shape[1] <= self._max_pixels,
@@ -399,7 +409,7 @@ class GoogLeNetServing(tf.Module):
         return self._crop(image)
 
     def _serve_bytes(self, image_bytes):
-        with tf.control_dependencies([check_encoded_images(image_bytes)]):
+        with tf.control_dependencies([check_encoded_images(image_bytes, self._max_pixels)]):
             image_bytes = tf.identity(image_bytes)
         index = tf.range(tf.size(image_bytes, out_type=tf.int64))
         # map_fn: the images of one request may all have different sizes.
@@ -433,10 +443,16 @@ class GoogLeNetServing(tf.Module):
 
     def _predict(self, images):
         """Normalises a float32 [N, S, S, 3] batch in [0, 255] and classifies it."""
-        outputs = self._net.model(preprocessing.normalize(images, self._normalization),
-                             training=False)
-        outputs = tf.cast(outputs, tf.float32)
-        probabilities = tf.nn.softmax(outputs) if self._logits else outputs
+
+        def classify():
+            outputs = self._net.model(preprocessing.normalize(images, self._normalization),
+                                      training=False)
+            outputs = tf.cast(outputs, tf.float32)
+            return tf.nn.softmax(outputs) if self._logits else outputs
+
+        # Some layers fail on a 0-image batch; an empty request gets empty outputs.
+        probabilities = tf.cond(tf.shape(images)[0] > 0, classify,
+                                lambda: tf.zeros([0, self._classes], tf.float32))
         scores, classes = tf.math.top_k(probabilities, k=self._top_k)
         classes = tf.cast(classes, tf.int64)
         return {
