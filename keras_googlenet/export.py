@@ -42,10 +42,13 @@ exported mid-training (a checkpoint, a custom loop, `train_on_batch`) does
 not: there the averages are taken from `optimizer._model_variables_moving_average`
 and copied into a clone, leaving the caller's model untouched.
 """
+import errno
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 import warnings
 
 import keras
@@ -67,6 +70,11 @@ DEFAULT_MAX_PIXELS = image_header.DEFAULT_MAX_PIXELS
 # TF Serving only loads children whose names are integers, so a name starting
 # with a dot is never picked up half-written.
 TEMP_PREFIX = ".tmp-export-"
+# A temporary directory whose export is gone: its process is dead (same
+# host), or it is older than this (another host, or a name without a pid).
+STALE_TEMP_SECONDS = 24 * 3600
+# Concurrent exports racing for the next free version retry this often.
+_MAX_VERSION_ATTEMPTS = 1000
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _JPEG_EOI = b"\xff\xd9"
@@ -101,6 +109,108 @@ def latest_version_dir(base_dir):
     """The path of the highest version in `base_dir`, or None if there is none."""
     versions = existing_versions(base_dir)
     return os.path.join(base_dir, str(versions[-1])) if versions else None
+
+
+def _process_umask():
+    """The umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_permissions(path):
+    """Gives `path` (a file, or a tree) the modes of freshly created files.
+
+    mkdtemp and mkstemp create 0700 directories and 0600 files, which a TF
+    Serving process running as another user cannot read. Directories get
+    0777 and files 0666, minus the process umask (0755/0644 under 022).
+    """
+    mask = _process_umask()
+    if not os.path.isdir(path):
+        os.chmod(path, 0o666 & ~mask)
+        return
+    for root, _, files in os.walk(path):
+        os.chmod(root, 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
+
+
+def _temp_owner_alive(name):
+    """False when the export that made temporary directory `name` is dead
+    (its pid is gone on this host); None when that cannot be told."""
+    host, _, rest = name[len(TEMP_PREFIX):].rpartition("-pid")
+    pid = rest.split("-", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        pass
+    return True
+
+
+def remove_stale_temp_dirs(base_dir, max_age=STALE_TEMP_SECONDS):
+    """Removes the `.tmp-export-*` directories of killed exports.
+
+    A directory is stale when the process that made it is dead (its name
+    holds host and pid), or when it is older than `max_age` seconds and its
+    owner cannot be checked (another host). A live export's directory stays.
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    for name in os.listdir(base_dir):
+        path = os.path.join(base_dir, name)
+        if not name.startswith(TEMP_PREFIX) or not os.path.isdir(path):
+            continue
+        alive = _temp_owner_alive(name)
+        try:
+            old = time.time() - os.path.getmtime(path) > max_age
+        except OSError:
+            continue  # removed meanwhile by a concurrent export
+        if alive is False or (alive is None and old):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _publish_version(temp_dir, base_dir, version):
+    """Renames `temp_dir` to the version directory; returns its path.
+
+    rename(2) is atomic on one filesystem and fails on a non-empty target,
+    so a concurrent export never clobbers a version: with `version=None`
+    the next free number is taken, retrying after a lost race.
+    """
+    number = 0
+    for _ in range(_MAX_VERSION_ATTEMPTS):
+        # Past the last number tried too: a plain file may hold a number.
+        number = version or max((existing_versions(base_dir) or [0])[-1], number) + 1
+        final_dir = os.path.join(base_dir, str(number))
+        try:
+            if os.path.exists(final_dir):  # an empty directory would be replaced
+                raise FileExistsError(errno.EEXIST, "exists", final_dir)
+            os.rename(temp_dir, final_dir)
+            return final_dir
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            if version is not None:
+                raise FileExistsError(
+                    f"Version {version} already exists in {base_dir!r} ({final_dir}); "
+                    "versions are never overwritten: pass another `version` or None."
+                ) from None
+    raise RuntimeError(f"No free version found in {base_dir!r} after "
+                       f"{_MAX_VERSION_ATTEMPTS} attempts (too many concurrent exports?).")
 
 
 def _check_version(version):
@@ -496,9 +606,12 @@ def export_saved_model(
     """Writes `base_dir/<version>/`, a SavedModel ready for TF Serving.
 
     The version appears atomically: the SavedModel is written to a hidden
-    `base_dir/.tmp-export-*` directory (TF Serving ignores non-numeric
-    names) and renamed into place; on any error the temporary directory is
-    removed and no version appears.
+    `base_dir/.tmp-export-<host>-pid<pid>-*` directory (TF Serving ignores
+    non-numeric names) and renamed into place; on any error the temporary
+    directory is removed and no version appears. Concurrent exports into one
+    base directory get distinct versions; the temporary directories of
+    killed exports are removed by the next export (`remove_stale_temp_dirs`).
+    Files get the usual modes (0644, directories 0755, under umask 022).
 
     Args:
         model: a GoogLeNet classifier (`include_top=True`); auxiliary heads
@@ -539,15 +652,14 @@ def export_saved_model(
 
     base_dir = os.fspath(base_dir)
     os.makedirs(base_dir, exist_ok=True)
-    if version is None:
-        version = (existing_versions(base_dir) or [0])[-1] + 1
-    final_dir = os.path.join(base_dir, str(version))
-    if os.path.exists(final_dir):
+    remove_stale_temp_dirs(base_dir)
+    if version is not None and os.path.exists(os.path.join(base_dir, str(version))):
         raise FileExistsError(
-            f"Version {version} already exists in {base_dir!r} ({final_dir}); "
+            f"Version {version} already exists in {base_dir!r}; "
             "versions are never overwritten: pass another `version` or None."
         )
-    temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base_dir)
+    temp_dir = tempfile.mkdtemp(
+        prefix=f"{TEMP_PREFIX}{socket.gethostname()}-pid{os.getpid()}-", dir=base_dir)
     try:
         with tempfile.TemporaryDirectory() as staging:
             names_path = os.path.join(staging, CLASS_NAMES_ASSET)
@@ -574,10 +686,8 @@ def export_saved_model(
         os.makedirs(os.path.dirname(info_path), exist_ok=True)
         with open(info_path, "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
-        # rename(2) is atomic on one filesystem and fails on a non-empty
-        # target, so a concurrent export of the same version cannot be
-        # clobbered.
-        os.rename(temp_dir, final_dir)
+        publish_permissions(temp_dir)
+        final_dir = _publish_version(temp_dir, base_dir, version)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
