@@ -9,6 +9,8 @@ import numbers
 import tensorflow as tf
 from keras.applications import imagenet_utils
 
+from keras_googlenet.data import image_header
+
 # Caffe's bvlc_googlenet (the paper architecture whose weights issue 8 imports)
 # was trained on BGR images minus the ImageNet channel means, unscaled.
 DEFAULT_MODE = "caffe"
@@ -49,21 +51,29 @@ def preprocess_input(x, data_format=None, mode=DEFAULT_MODE):
 DEFAULT_CROP_FRACTION = 0.875
 
 
-def decode_image(encoded, channels=3):
-    """Decodes JPEG, PNG, GIF or BMP bytes to a `uint8` `(H, W, channels)` image.
+def decode_image(encoded, channels=3, max_pixels=image_header.DEFAULT_MAX_PIXELS):
+    """Decodes JPEG, PNG, GIF, BMP or WebP bytes to a `uint8` `(H, W, channels)` image.
 
     Handles the awkward cases found in real folders: 16-bit PNGs are scaled
     to 8 bits, grayscale is replicated to RGB, the alpha channel of RGBA
     images is dropped, only the first frame of an animated GIF is kept, and
     CMYK JPEGs are converted to RGB by TensorFlow's JPEG decoder.
 
+    The header is read first (`image_header.checked`): an image declaring
+    more than `max_pixels` pixels, or a JPEG with a marker out of place, fails
+    with `InvalidArgumentError` before the decoder allocates anything.
+
     Args:
         encoded: scalar `tf.string` tensor with the encoded image.
         channels: number of output channels (3 for RGB).
+        max_pixels: largest height x width decoded; None skips the header check
+            (for callers that made it already).
 
     Returns:
         A `uint8` tensor of shape `(H, W, channels)`.
     """
+    if max_pixels is not None:
+        encoded = image_header.checked(encoded, max_pixels)
     image = tf.io.decode_image(
         encoded, channels=channels, dtype=tf.uint8, expand_animations=False
     )

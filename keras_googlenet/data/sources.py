@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_googlenet.data import preprocessing
+from keras_googlenet.data import image_header
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,13 @@ class Source:
                 "`shard_index` must be in [0, num_shards). "
                 f"Received: num_shards={num_shards}, shard_index={shard_index}"
             )
-        return self.make_dataset(num_shards, shard_index)
+        ds = self.make_dataset(num_shards, shard_index)
+        if ds.element_spec[0].dtype != tf.string:
+            return ds
+        # Refuse decompression bombs from their header, before any decoder
+        # (JPEG crops are decoded by `augment` without `decode_image`).
+        return ds.map(lambda image, label: (image_header.checked(image), label),
+                      num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def get_source(spec, split="train", data_dir=None, **kwargs):

@@ -23,10 +23,14 @@ Bad input fails the request, never the server: an empty string, bytes of no
 known image format, a truncated JPEG (no end-of-image marker FFD9) or PNG (no
 IEND chunk) raise `InvalidArgumentError` "image at batch index 2 could not be
 decoded: truncated JPEG ..." before anything is decoded, naming every bad
-image of the batch; an image over `max_pixels` pixels is refused after
-decoding, before the float copy and the resize. Grayscale, RGBA, 16-bit and
-palette images are converted to RGB; a batch may mix sizes. Corruption the
-header checks cannot see still fails in the decoder with its own message.
+image of the batch; so are an image whose header declares more than
+`max_pixels` pixels ("image at batch index 0 is too large: 23000x23000
+pixels (PNG header) ...", see `keras_googlenet.image_header`) and a JPEG
+with a marker inside its compressed data ("is corrupt", refused before
+libjpeg prints "Corrupt JPEG data" on stderr). An empty batch returns empty
+outputs. Grayscale, RGBA, 16-bit and palette images are converted to RGB; a
+batch may mix sizes. Corruption the header checks cannot see (lost or
+altered compressed bytes) still fails, or decodes to garbage, in the decoder.
 
 The exported directory needs only TensorFlow to load (`tf.saved_model.load`,
 `saved_model_cli`, TF Serving): no Keras, no keras_googlenet.
@@ -38,10 +42,13 @@ exported mid-training (a checkpoint, a custom loop, `train_on_batch`) does
 not: there the averages are taken from `optimizer._model_variables_moving_average`
 and copied into a clone, leaving the caller's model untouched.
 """
+import errno
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 import warnings
 
 import keras
@@ -50,6 +57,7 @@ import tensorflow as tf
 from keras_googlenet.data import imagenet
 from keras_googlenet.data import preprocessing
 from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
+from keras_googlenet.data import image_header
 
 CLASS_NAMES_ASSET = "class_names.txt"
 EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
@@ -60,12 +68,15 @@ BYTES_INPUT = "image_bytes"
 IMAGE_INPUT = "images"
 OUTPUT_KEYS = ("probabilities", "classes", "scores", "labels")
 DEFAULT_TOP_K = 5
-# 2**26 pixels: an 8000x8000 photo (64 MP) is served; a decompression bomb is
-# refused before its float32 copy (4 bytes x 3 channels per pixel) is made.
-DEFAULT_MAX_PIXELS = 2**26
+DEFAULT_MAX_PIXELS = image_header.DEFAULT_MAX_PIXELS
 # TF Serving only loads children whose names are integers, so a name starting
 # with a dot is never picked up half-written.
 TEMP_PREFIX = ".tmp-export-"
+# A temporary directory whose export is gone: its process is dead (same
+# host), or it is older than this (another host, or a name without a pid).
+STALE_TEMP_SECONDS = 24 * 3600
+# Concurrent exports racing for the next free version retry this often.
+_MAX_VERSION_ATTEMPTS = 1000
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _JPEG_EOI = b"\xff\xd9"
@@ -100,6 +111,108 @@ def latest_version_dir(base_dir):
     """The path of the highest version in `base_dir`, or None if there is none."""
     versions = existing_versions(base_dir)
     return os.path.join(base_dir, str(versions[-1])) if versions else None
+
+
+def _process_umask():
+    """The umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_permissions(path):
+    """Gives `path` (a file, or a tree) the modes of freshly created files.
+
+    mkdtemp and mkstemp create 0700 directories and 0600 files, which a TF
+    Serving process running as another user cannot read. Directories get
+    0777 and files 0666, minus the process umask (0755/0644 under 022).
+    """
+    mask = _process_umask()
+    if not os.path.isdir(path):
+        os.chmod(path, 0o666 & ~mask)
+        return
+    for root, _, files in os.walk(path):
+        os.chmod(root, 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
+
+
+def _temp_owner_alive(name):
+    """False when the export that made temporary directory `name` is dead
+    (its pid is gone on this host); None when that cannot be told."""
+    host, _, rest = name[len(TEMP_PREFIX):].rpartition("-pid")
+    pid = rest.split("-", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        pass
+    return True
+
+
+def remove_stale_temp_dirs(base_dir, max_age=STALE_TEMP_SECONDS):
+    """Removes the `.tmp-export-*` directories of killed exports.
+
+    A directory is stale when the process that made it is dead (its name
+    holds host and pid), or when it is older than `max_age` seconds and its
+    owner cannot be checked (another host). A live export's directory stays.
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    for name in os.listdir(base_dir):
+        path = os.path.join(base_dir, name)
+        if not name.startswith(TEMP_PREFIX) or not os.path.isdir(path):
+            continue
+        alive = _temp_owner_alive(name)
+        try:
+            old = time.time() - os.path.getmtime(path) > max_age
+        except OSError:
+            continue  # removed meanwhile by a concurrent export
+        if alive is False or (alive is None and old):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _publish_version(temp_dir, base_dir, version):
+    """Renames `temp_dir` to the version directory; returns its path.
+
+    rename(2) is atomic on one filesystem and fails on a non-empty target,
+    so a concurrent export never clobbers a version: with `version=None`
+    the next free number is taken, retrying after a lost race.
+    """
+    number = 0
+    for _ in range(_MAX_VERSION_ATTEMPTS):
+        # Past the last number tried too: a plain file may hold a number.
+        number = version or max((existing_versions(base_dir) or [0])[-1], number) + 1
+        final_dir = os.path.join(base_dir, str(number))
+        try:
+            if os.path.exists(final_dir):  # an empty directory would be replaced
+                raise FileExistsError(errno.EEXIST, "exists", final_dir)
+            os.rename(temp_dir, final_dir)
+            return final_dir
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            if version is not None:
+                raise FileExistsError(
+                    f"Version {version} already exists in {base_dir!r} ({final_dir}); "
+                    "versions are never overwritten: pass another `version` or None."
+                ) from None
+    raise RuntimeError(f"No free version found in {base_dir!r} after "
+                       f"{_MAX_VERSION_ATTEMPTS} attempts (too many concurrent exports?).")
 
 
 def _check_version(version):
@@ -235,15 +348,17 @@ def resolve_class_names(class_names, classes):
 # ---------------------------------------------------------------------------
 # The serving module.
 # ---------------------------------------------------------------------------
-def check_encoded_images(image_bytes):
+def check_encoded_images(image_bytes, max_pixels=DEFAULT_MAX_PIXELS):
     """Graph-side validity check of a batch of encoded images.
 
-    Looks only at the bytes (no decoding): empty strings, unknown formats
-    and truncated JPEG/PNG files are reported together, each with its batch
-    index.
+    Looks only at the bytes (no decoding): empty strings, unknown formats,
+    truncated JPEG/PNG files, JPEGs with markers out of place and images
+    whose header declares more than `max_pixels` pixels are reported
+    together, each with its batch index.
 
     Args:
         image_bytes: `tf.string [N]`.
+        max_pixels: largest height x width accepted.
 
     Returns:
         An op raising `InvalidArgumentError` naming every bad image.
@@ -278,11 +393,15 @@ def check_encoded_images(image_bytes):
             ),
         ),
     )
+    problem = tf.where(problem == "", "", tf.strings.join(["could not be decoded: ", problem]))
+    # The header checks never raise, so every bad image is still named.
+    header = tf.map_fn(lambda encoded: image_header.header_problem(encoded, max_pixels),
+                       image_bytes, fn_output_signature=tf.string)
+    problem = tf.where(problem == "", header, problem)
     bad = problem != ""
     index = tf.strings.as_string(tf.range(tf.size(length)))
     messages = tf.strings.join(
-        ["image at batch index ", index, " could not be decoded: ", problem,
-         " (", tf.strings.as_string(length), " bytes)"]
+        ["image at batch index ", index, " ", problem, " (", tf.strings.as_string(length), " bytes)"]
     )
     message = tf.strings.reduce_join(tf.boolean_mask(messages, bad), separator="; ")
     return tf.debugging.Assert(~tf.reduce_any(bad), [message])
@@ -387,7 +506,9 @@ class GoogLeNetServing(tf.Module):
 
     def _decode_and_crop(self, args):
         index, encoded = args
-        image = preprocessing.decode_image(encoded)
+        # The header was checked by `check_encoded_images`; this catches the
+        # images whose header could not be read.
+        image = preprocessing.decode_image(encoded, max_pixels=None)
         shape = tf.shape(image, out_type=tf.int64)
         check = tf.debugging.Assert(
             shape[0] * shape[1] <= self._max_pixels,
@@ -400,7 +521,7 @@ class GoogLeNetServing(tf.Module):
         return self._crop(image)
 
     def _serve_bytes(self, image_bytes):
-        with tf.control_dependencies([check_encoded_images(image_bytes)]):
+        with tf.control_dependencies([check_encoded_images(image_bytes, self._max_pixels)]):
             image_bytes = tf.identity(image_bytes)
         index = tf.range(tf.size(image_bytes, out_type=tf.int64))
         # map_fn: the images of one request may all have different sizes.
@@ -434,10 +555,16 @@ class GoogLeNetServing(tf.Module):
 
     def _predict(self, images):
         """Normalises a float32 [N, S, S, 3] batch in [0, 255] and classifies it."""
-        outputs = self._net.model(preprocessing.normalize(images, self._normalization),
-                             training=False)
-        outputs = tf.cast(outputs, tf.float32)
-        probabilities = tf.nn.softmax(outputs) if self._logits else outputs
+
+        def classify():
+            outputs = self._net.model(preprocessing.normalize(images, self._normalization),
+                                      training=False)
+            outputs = tf.cast(outputs, tf.float32)
+            return tf.nn.softmax(outputs) if self._logits else outputs
+
+        # Some layers fail on a 0-image batch; an empty request gets empty outputs.
+        probabilities = tf.cond(tf.shape(images)[0] > 0, classify,
+                                lambda: tf.zeros([0, self._classes], tf.float32))
         scores, classes = tf.math.top_k(probabilities, k=self._top_k)
         classes = tf.cast(classes, tf.int64)
         return {
@@ -481,9 +608,12 @@ def export_saved_model(
     """Writes `base_dir/<version>/`, a SavedModel ready for TF Serving.
 
     The version appears atomically: the SavedModel is written to a hidden
-    `base_dir/.tmp-export-*` directory (TF Serving ignores non-numeric
-    names) and renamed into place; on any error the temporary directory is
-    removed and no version appears.
+    `base_dir/.tmp-export-<host>-pid<pid>-*` directory (TF Serving ignores
+    non-numeric names) and renamed into place; on any error the temporary
+    directory is removed and no version appears. Concurrent exports into one
+    base directory get distinct versions; the temporary directories of
+    killed exports are removed by the next export (`remove_stale_temp_dirs`).
+    Files get the usual modes (0644, directories 0755, under umask 022).
 
     Args:
         model: a GoogLeNet classifier (`include_top=True`); auxiliary heads
@@ -524,15 +654,14 @@ def export_saved_model(
 
     base_dir = os.fspath(base_dir)
     os.makedirs(base_dir, exist_ok=True)
-    if version is None:
-        version = (existing_versions(base_dir) or [0])[-1] + 1
-    final_dir = os.path.join(base_dir, str(version))
-    if os.path.exists(final_dir):
+    remove_stale_temp_dirs(base_dir)
+    if version is not None and os.path.exists(os.path.join(base_dir, str(version))):
         raise FileExistsError(
-            f"Version {version} already exists in {base_dir!r} ({final_dir}); "
+            f"Version {version} already exists in {base_dir!r}; "
             "versions are never overwritten: pass another `version` or None."
         )
-    temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base_dir)
+    temp_dir = tempfile.mkdtemp(
+        prefix=f"{TEMP_PREFIX}{socket.gethostname()}-pid{os.getpid()}-", dir=base_dir)
     try:
         with tempfile.TemporaryDirectory() as staging:
             names_path = os.path.join(staging, CLASS_NAMES_ASSET)
@@ -559,10 +688,8 @@ def export_saved_model(
         os.makedirs(os.path.dirname(info_path), exist_ok=True)
         with open(info_path, "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
-        # rename(2) is atomic on one filesystem and fails on a non-empty
-        # target, so a concurrent export of the same version cannot be
-        # clobbered.
-        os.rename(temp_dir, final_dir)
+        publish_permissions(temp_dir)
+        final_dir = _publish_version(temp_dir, base_dir, version)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise

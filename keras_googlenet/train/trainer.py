@@ -23,6 +23,7 @@ from keras_googlenet.train import distribute
 from keras_googlenet.train import recipe
 from keras_googlenet.data import sources
 from keras_googlenet.models.googlenet import GoogLeNet, inference_model
+from keras_googlenet.serving.export import publish_permissions
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,21 @@ def compile_for(model, config, steps_per_epoch):
 
 def _write_json(path, obj):
     checkpointing.atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
+    publish_permissions(path)  # mkstemp made it 0600
+
+
+def _previous_export(output_dir, step):
+    """The export a finished run of this job already wrote at optimizer step
+    `step` (from its results.json), or None."""
+    try:
+        with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as f:
+            previous = json.load(f)
+    except (OSError, ValueError):
+        return None
+    path = previous.get("export_path")
+    if previous.get("export_step") == step and path and os.path.isdir(path):
+        return path
+    return None
 
 
 def plot_history(csv_path, png_path):
@@ -251,9 +267,17 @@ def run(config):
         if config.export_dir:
             from keras_googlenet.serving.export import export_saved_model
 
-            results["export_path"] = export_saved_model(
-                infer, config.export_dir, class_names=train_source.class_names,
-                image_size=config.image_size, normalization=config.normalization)
+            step = int(model.optimizer.iterations.numpy())
+            # A re-run of a finished job trains nothing: it must not publish
+            # the same weights again as a new version.
+            results["export_path"] = _previous_export(config.output_dir, step)
+            if results["export_path"]:
+                print(f"Already exported at step {step}: {results['export_path']}")
+            else:
+                results["export_path"] = export_saved_model(
+                    infer, config.export_dir, class_names=train_source.class_names,
+                    image_size=config.image_size, normalization=config.normalization)
+            results["export_step"] = step
         _write_json(os.path.join(config.output_dir, "results.json"),
                     {k: v for k, v in results.items() if k != "history"})
     return results

@@ -1,0 +1,206 @@
+"""Image width and height read from the encoded header, before any decoding.
+
+A 1.5 MB PNG can declare 23000x23000 pixels: decoding it costs 1.6 GB and
+seconds of CPU before a check on the decoded shape can refuse it. The
+functions here read the size from the first bytes of PNG, JPEG, GIF, BMP and
+WebP files with string ops only (`tf.strings.substr`, `tf.io.decode_raw`),
+so the serving signature and the training pipelines refuse such images
+before the decoder allocates anything. They are graph ops: they run eagerly,
+in `tf.data` maps and in an exported SavedModel alike, and never raise on bad
+bytes (a size they cannot read is reported as -1 and left to the decoder).
+
+JPEGs are walked marker by marker rather than with `tf.image.extract_jpeg_shape`,
+which raises on a damaged header without saying which image of a batch it
+was. The walk also checks the entropy-coded data for bytes that can only be
+corruption (a marker that may not appear there): libjpeg would print
+"Corrupt JPEG data" on stderr and decode garbage or fail with no image named.
+"""
+import tensorflow as tf
+
+# 2**26 pixels: an 8000x8000 photo (64 MP) passes; a decompression bomb is
+# refused before its pixels (and their float32 copy) are allocated.
+DEFAULT_MAX_PIXELS = 2**26
+
+# Enough for every fixed-position size field below (WebP's end at byte 30).
+_HEAD = 32
+# Segments before the first scan; real files have a dozen at most.
+_MAX_JPEG_SEGMENTS = 512
+# SOFn markers (C4 DHT, C8 JPG and CC DAC are not frames).
+_JPEG_SOF = [0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF]
+# Bytes that may follow 0xFF once the first scan started: stuffing (00), fill
+# (FF), EOI, and the segments a progressive or multi-scan file puts between
+# scans (DHT, DAC, SOS, DQT, DNL, DRI, APPn, COM). Restart markers D0-D7 are
+# allowed only when the file defines a restart interval (DRI).
+_SCAN_FOLLOWERS = [0x00, 0xFF, 0xD9, 0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, 0xFE,
+                   *range(0xE0, 0xF0)]
+
+
+def _bytes_at(padded, start, size):
+    """`size` bytes of `padded` from `start`, as int64 (padding reads as 0)."""
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(padded, start, size), tf.uint8), tf.int64)
+
+
+def _big_endian(values):
+    return tf.reduce_sum(values * (256 ** tf.range(tf.size(values, tf.int64) - 1, -1, -1,
+                                                    dtype=tf.int64)))
+
+
+def _little_endian(values):
+    return _big_endian(tf.reverse(values, [0]))
+
+
+def _jpeg_walk(padded, length):
+    """(height, width, start of the scan data) of a JPEG; -1s when not found.
+
+    Walks the segments from the SOI marker: FF, marker, 2-byte length.
+    """
+
+    def body(pos, height, width, scan):
+        marker = _bytes_at(padded, pos, 4)
+        is_sof = tf.reduce_any(tf.equal(marker[1], _JPEG_SOF))
+        frame = _bytes_at(padded, pos + 5, 4)
+        height = tf.where(is_sof, _big_endian(frame[:2]), height)
+        width = tf.where(is_sof, _big_endian(frame[2:]), width)
+        segment = _big_endian(marker[2:])
+        scan = tf.where(tf.equal(marker[1], 0xDA), pos + 2 + segment, scan)
+        # A fill byte (FF FF) advances by one; a bad byte ends the walk.
+        step = tf.where(tf.equal(marker[1], 0xFF), tf.constant(1, tf.int64), 2 + segment)
+        pos = tf.where(tf.equal(marker[0], 0xFF), pos + step, length)
+        return pos, height, width, scan
+
+    def cond(pos, height, width, scan):
+        return tf.logical_and(pos + 4 <= length, scan < 0)
+
+    minus_one = tf.constant(-1, tf.int64)
+    _, height, width, scan = tf.while_loop(
+        cond, body, (tf.constant(2, tf.int64), minus_one, minus_one, minus_one),
+        maximum_iterations=_MAX_JPEG_SEGMENTS)
+    return height, width, scan
+
+
+def _jpeg_scan_is_clean(encoded, scan):
+    """Whether every 0xFF after the first scan header is followed by a byte
+    allowed there (see `_SCAN_FOLLOWERS`)."""
+    data = tf.strings.substr(encoded, tf.maximum(scan, 0), tf.int64.max // 2)
+    pieces = tf.strings.split(data, sep=b"\xff")[1:]
+    # Each piece starts with the byte after an FF; one at the very end is empty.
+    followers = tf.strings.substr(pieces, 0, 1)
+    codes = tf.cast(tf.io.decode_raw(tf.strings.reduce_join(followers), tf.uint8), tf.int64)
+    restart = tf.size(tf.strings.split(encoded, sep=b"\xff\xdd")) > 1  # a DRI segment
+    allowed = tf.reduce_any(tf.equal(codes[:, None], tf.constant(_SCAN_FOLLOWERS, tf.int64)),
+                            axis=1)
+    allowed |= restart & (codes >= 0xD0) & (codes <= 0xD7)
+    return tf.reduce_all(allowed)
+
+
+def read_header(encoded):
+    """Height, width and format of one encoded image, from its header.
+
+    Args:
+        encoded: scalar `tf.string`.
+
+    Returns:
+        `(height, width, format, intact)`: int64 scalars (-1 when the header
+        cannot be read), a `tf.string` scalar ("jpeg", "png", "gif", "bmp",
+        "webp" or "") and a bool, False for a JPEG whose structure is
+        corrupt (markers out of place).
+    """
+    encoded = tf.convert_to_tensor(encoded, tf.string)
+    length = tf.cast(tf.strings.length(encoded), tf.int64)
+    # One copy with zero padding, so that short files read as zeros.
+    padded = encoded + tf.constant(b"\x00" * _HEAD)
+    head = _bytes_at(padded, 0, _HEAD)
+
+    def word(start, size, big=False):
+        values = head[start:start + size]
+        return _big_endian(values) if big else _little_endian(values)
+
+    magic = tf.strings.substr(padded, 0, 16)
+    is_jpeg = tf.strings.substr(magic, 0, 3) == b"\xff\xd8\xff"
+    is_png = tf.logical_and(tf.strings.substr(magic, 0, 8) == b"\x89PNG\r\n\x1a\n",
+                            tf.strings.substr(magic, 12, 4) == b"IHDR")
+    is_gif = tf.logical_or(tf.strings.substr(magic, 0, 6) == b"GIF87a",
+                           tf.strings.substr(magic, 0, 6) == b"GIF89a")
+    is_bmp = tf.strings.substr(magic, 0, 2) == b"BM"
+    is_webp = tf.logical_and(tf.strings.substr(magic, 0, 4) == b"RIFF",
+                             tf.strings.substr(magic, 8, 4) == b"WEBP")
+    webp_chunk = tf.strings.substr(magic, 12, 4)
+
+    def signed32(value):
+        return tf.abs(tf.where(value >= 2**31, value - 2**32, value))  # top-down BMPs are < 0
+
+    # BMP: BITMAPCOREHEADER (12 bytes) has 16-bit sizes, later headers 32-bit.
+    core_bmp = tf.equal(word(14, 4), 12)
+    bmp_width = tf.where(core_bmp, word(18, 2), signed32(word(18, 4)))
+    bmp_height = tf.where(core_bmp, word(20, 2), signed32(word(22, 4)))
+    # WebP: lossy "VP8 " (14-bit sizes), lossless "VP8L" (14-bit sizes - 1,
+    # bit-packed) and extended "VP8X" (24-bit sizes - 1).
+    vp8l = word(21, 4)
+    webp_width = tf.where(
+        webp_chunk == b"VP8 ", word(26, 2) % 2**14,
+        tf.where(webp_chunk == b"VP8L", vp8l % 2**14 + 1,
+                 tf.where(webp_chunk == b"VP8X", word(24, 3) + 1, tf.constant(-1, tf.int64))))
+    webp_height = tf.where(
+        webp_chunk == b"VP8 ", word(28, 2) % 2**14,
+        tf.where(webp_chunk == b"VP8L", (vp8l // 2**14) % 2**14 + 1,
+                 tf.where(webp_chunk == b"VP8X", word(27, 3) + 1, tf.constant(-1, tf.int64))))
+
+    def jpeg():
+        height, width, scan = _jpeg_walk(padded, length)
+        intact = tf.logical_and(scan >= 0, _jpeg_scan_is_clean(encoded, scan))
+        return height, width, intact
+
+    def other():
+        height = tf.where(is_png, word(20, 4, big=True),
+                          tf.where(is_gif, word(8, 2),
+                                   tf.where(is_bmp, bmp_height,
+                                            tf.where(is_webp, webp_height, tf.constant(-1, tf.int64)))))
+        width = tf.where(is_png, word(16, 4, big=True),
+                         tf.where(is_gif, word(6, 2),
+                                  tf.where(is_bmp, bmp_width,
+                                           tf.where(is_webp, webp_width, tf.constant(-1, tf.int64)))))
+        return height, width, tf.constant(True)
+
+    height, width, intact = tf.cond(is_jpeg, jpeg, other)
+    fmt = tf.where(is_jpeg, "jpeg", tf.where(is_png, "png", tf.where(
+        is_gif, "gif", tf.where(is_bmp, "bmp", tf.where(is_webp, "webp", "")))))
+    return height, width, fmt, intact
+
+
+def header_problem(encoded, max_pixels=DEFAULT_MAX_PIXELS):
+    """What the header says is wrong with one encoded image, or "".
+
+    Args:
+        encoded: scalar `tf.string`.
+        max_pixels: largest height x width accepted.
+
+    Returns:
+        A scalar `tf.string`: "" when the image may be decoded, else e.g.
+        "is too large: 23000x23000 pixels (PNG header), more than
+        max_pixels=67108864", worded to follow "image ..." in a message.
+    """
+    height, width, fmt, intact = read_header(encoded)
+    too_large = height * width > max_pixels
+    size = tf.strings.join([
+        "is too large: ", tf.strings.as_string(height), "x", tf.strings.as_string(width),
+        " pixels (", tf.strings.upper(fmt), " header), more than max_pixels=", str(max_pixels)])
+    return tf.where(too_large, size, tf.where(
+        intact, "", "is corrupt: damaged JPEG structure (a marker out of place)"))
+
+
+def checked(encoded, max_pixels=DEFAULT_MAX_PIXELS):
+    """`encoded` itself, once its header passed `header_problem` (else an
+    `InvalidArgumentError` "image is too large: ..." when it is used).
+
+    Args:
+        encoded: scalar `tf.string`.
+        max_pixels: largest height x width accepted.
+
+    Returns:
+        The same scalar `tf.string`, to decode next.
+    """
+    encoded = tf.convert_to_tensor(encoded, tf.string)
+    problem = header_problem(encoded, max_pixels)
+    check = tf.debugging.Assert(tf.equal(problem, ""), [tf.strings.join(["image ", problem])])
+    with tf.control_dependencies([check]):
+        return tf.identity(encoded)
