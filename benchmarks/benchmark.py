@@ -12,18 +12,16 @@ interleaved round by round, so compare ratios within one run.
     python benchmarks/benchmark.py --mode profile   # per-op profile of a training step
     python benchmarks/benchmark.py --mode peak      # matmul peaks only
 
-torchvision runs when `torch` and `torchvision` are importable.
+torchvision runs when `torch` and `torchvision` are importable. Needs
+`keras_googlenet` installed (any install, editable or not) or importable.
 """
 import argparse
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-from keras_googlenet import benchmarking  # noqa: E402
+import benchmarking  # noqa: E402  (benchmarks/benchmarking.py, beside this file)
 
 
 def main(argv=None):

@@ -12,34 +12,11 @@ import os
 import tempfile
 import time
 
-import numpy as np
 import tensorflow as tf
-from PIL import Image
 
+from benchmarking import write_jpegs  # benchmarks/benchmarking.py, beside this file
 from keras_googlenet.data import pipeline as data
 from keras_googlenet.data import sources
-
-
-def _photo_like(rng, height=375, width=500):
-    """Smooth random gradients, a few soft blobs and sensor-like noise."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32) / width
-    image = np.zeros((height, width, 3), np.float32)
-    for c in range(3):
-        image[..., c] = 120 + 60 * np.sin(2 * np.pi * (rng.uniform(0.3, 2) * x + rng.uniform(0.3, 2) * y))
-    for _ in range(5):
-        cy, cx, r = rng.uniform(0, height / width), rng.uniform(0, 1), rng.uniform(0.05, 0.2)
-        blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
-        image += blob[..., None] * rng.uniform(-90, 90, 3)
-    image += rng.normal(0, 8, image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def write_jpegs(root, count, num_classes=4, seed=0):
-    rng = np.random.RandomState(seed)
-    for i in range(count):
-        class_dir = os.path.join(root, f"class_{i % num_classes}")
-        os.makedirs(class_dir, exist_ok=True)
-        Image.fromarray(_photo_like(rng)).save(os.path.join(class_dir, f"{i:05d}.jpg"), quality=90)
 
 
 def measure(root, image_size, batch_size, warmup_batches, timed_batches):

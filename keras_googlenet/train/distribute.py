@@ -6,6 +6,10 @@ import os
 import keras
 import tensorflow as tf
 
+# The one CPU-feature helper. resolve_precision passes cpu_flags() explicitly,
+# so replacing this module's cpu_flags (as tests do) changes what "auto" picks.
+from keras_googlenet.hardware import cpu_flags, has_bf16_hardware
+
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
@@ -87,23 +91,6 @@ def is_chief(strategy):
     )
 
 
-def cpu_flags():
-    """The CPU's ISA flags from /proc/cpuinfo (an empty set elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def has_bf16_hardware():
-    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX)."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-
-
 def resolve_precision(precision="auto"):
     """The Keras dtype policy name for `precision`.
 
@@ -119,7 +106,7 @@ def resolve_precision(precision="auto"):
         return precision
     if tf.config.list_logical_devices("GPU"):
         return "mixed_float16"
-    if tf.config.list_logical_devices("TPU") or has_bf16_hardware():
+    if tf.config.list_logical_devices("TPU") or has_bf16_hardware(cpu_flags()):
         return "mixed_bfloat16"
     return "float32"
 

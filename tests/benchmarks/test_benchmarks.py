@@ -1,20 +1,33 @@
-"""Smoke test of the speed benchmark: the figures are produced (not their size)."""
+"""Smoke test of the speed benchmark: the figures are produced (not their size).
+
+benchmarks/ is not part of the package: its library is loaded from the file
+under the name its sibling scripts import it by (`benchmarking`).
+"""
 import importlib.util
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 
-from keras_googlenet import benchmarking
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "benchmarks")
 
-BENCHMARK = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks", "benchmark.py")
+
+def _load(filename, name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS, filename))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+benchmarking = _load("benchmarking.py", "benchmarking")
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_script", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("benchmark.py", "benchmark_script")
 
 
 def _positive(value):
@@ -68,3 +81,18 @@ def test_torchvision_googlenet_runs_in_its_worker_process():
         assert _positive(worker.info["forward_flops"])
     finally:
         worker.close()
+
+
+def test_benchmark_children_import_no_tensorflow():
+    # The torch worker and the memory children run benchmarking.py as a
+    # script; with keras_googlenet.hardware it must not load TensorFlow or
+    # Keras (torch beside TensorFlow in one process fights or crashes).
+    code = ("import sys; sys.argv = ['benchmarking.py']; import runpy; "
+            f"runpy.run_path({os.path.join(BENCHMARKS, 'benchmarking.py')!r}); "
+            "import keras_googlenet; print(keras_googlenet.__file__); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=benchmarking._child_env(), check=True).stdout.splitlines()
+    import keras_googlenet
+
+    assert out == [keras_googlenet.__file__, "[]"]

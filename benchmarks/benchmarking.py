@@ -7,6 +7,12 @@ torchvision) round by round, so a load change on a shared machine hits them
 alike and their *ratios* stay meaningful. `benchmarks/benchmark.py` is the
 command line; `run_benchmark` returns the JSON-ready dict it prints.
 
+This file lives outside the package: it uses an installed (or importable)
+`keras_googlenet` through its public modules only, and relies on the
+repository only for its sibling files in `benchmarks/`. It is also the
+script of its child processes (`python benchmarking.py --torch-worker`,
+`--memory`), which import the same `keras_googlenet` as the parent.
+
 Definitions:
 - training throughput: images per second of `model.fit` steps with the
   auxiliary heads and the full loss (1.0 main + 0.3 + 0.3 aux), SGD with
@@ -23,7 +29,6 @@ Definitions:
 import contextlib
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -33,7 +38,12 @@ import time
 
 import numpy as np
 
+from keras_googlenet import hardware  # standard library only: no TensorFlow
+
 TRAIN_LR = 0.01
+
+# The ISA flags reported with every result.
+REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
 # --------------------------------------------------------------------------
@@ -41,28 +51,24 @@ TRAIN_LR = 0.01
 
 def cpu_info():
     """The CPU's model, core count, the ISA flags that matter, load average."""
-    # Parsed here rather than with distribute.cpu_flags(): this file also
-    # runs as the torch worker script, which must never import TensorFlow.
-    flags, model = set(), platform.processor()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-                elif line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+    flags = hardware.cpu_flags()
     return {
-        "model": model,
+        "model": hardware.cpu_model(),
         "cpu_count": os.cpu_count(),
-        "flags": [f for f in wanted if f in flags],
+        "flags": [f for f in REPORTED_FLAGS if f in flags],
         "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
     }
 
 
-def has_bf16_hardware():
-    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX)."""
-    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_info()["flags"]))
+def _child_env(**extra):
+    """The environment of a child process running this file: the parent's,
+    with this process's `keras_googlenet` first on PYTHONPATH, so the child
+    imports the same copy (not, say, another checkout's editable install)."""
+    import keras_googlenet
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(keras_googlenet.__file__)))
+    paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths), **extra)
 
 
 def configure_threads(intra=None, inter=None):
@@ -240,16 +246,25 @@ def saved_model_predictor(path, crop_size):
     return predict
 
 
+def _tflite_interpreter_class():
+    import tensorflow as tf
+
+    try:
+        return tf.lite.Interpreter
+    except AttributeError:  # TF releases without tf.lite
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+
+
 def tflite_predictor(path, batch_size, threads):
     """An interpreter resized to `batch_size`, `threads` threads (XNNPACK)."""
     import warnings
 
-    from keras_googlenet.serving import convert
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        interpreter = convert._interpreter_class()(model_path=os.fspath(path),
-                                                   num_threads=threads)
+        interpreter = _tflite_interpreter_class()(model_path=os.fspath(path),
+                                                  num_threads=threads)
     detail = interpreter.get_input_details()[0]
     shape = list(detail["shape"])
     shape[0] = batch_size
@@ -361,7 +376,7 @@ class TorchWorker:
 
     def __init__(self, image_size, classes=1000, threads=None, bfloat16=False,
                  channels_last=False, python=None):
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        env = _child_env(PYTHONWARNINGS="ignore")
         self.proc = subprocess.Popen(
             [python or sys.executable, os.path.abspath(__file__), "--torch-worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
@@ -455,14 +470,10 @@ def peak_rss_mib(framework, precision, batch_size, image_size, classes, steps=3,
                  threads=None, python=None):
     """Peak RSS (MiB) of a fresh process training `steps` steps."""
     args = json.dumps([framework, precision, batch_size, image_size, classes, steps, threads])
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
-    if framework == "torch":  # this file as a script: TensorFlow never loaded
-        command = [os.path.abspath(__file__), "--memory", args]
-    else:
-        command = ["-c", "import json, sys; from keras_googlenet import benchmarking as b; "
-                   "print('PEAK_RSS', b.memory_child(*json.loads(sys.argv[1])))", args]
-    out = subprocess.run([python or sys.executable] + command, capture_output=True,
-                         text=True, env=env, check=False)
+    env = _child_env(TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    # This file as a script: the torch child never loads TensorFlow.
+    command = [python or sys.executable, os.path.abspath(__file__), "--memory", args]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     for line in out.stdout.splitlines():
         if line.startswith("PEAK_RSS"):
             return _r(float(line.split()[1]), 0)
@@ -520,16 +531,36 @@ def profile_train_step(model, dataset, steps=2, logdir=None):
 
 
 # --------------------------------------------------------------------------
+# Synthetic photos (the JPEG measurements here and benchmarks/input_pipeline.py)
+
+def _photo_like(rng, height=375, width=500):
+    """Smooth random gradients, a few soft blobs and sensor-like noise."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32) / width
+    image = np.zeros((height, width, 3), np.float32)
+    for c in range(3):
+        image[..., c] = 120 + 60 * np.sin(2 * np.pi * (rng.uniform(0.3, 2) * x + rng.uniform(0.3, 2) * y))
+    for _ in range(5):
+        cy, cx, r = rng.uniform(0, height / width), rng.uniform(0, 1), rng.uniform(0.05, 0.2)
+        blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
+        image += blob[..., None] * rng.uniform(-90, 90, 3)
+    image += rng.normal(0, 8, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_jpegs(root, count, num_classes=4, seed=0):
+    """`count` photo-like 500x375 JPEGs (ImageNet's typical size) in an
+    image folder `root/class_<i>/`."""
+    from PIL import Image
+
+    rng = np.random.RandomState(seed)
+    for i in range(count):
+        class_dir = os.path.join(root, f"class_{i % num_classes}")
+        os.makedirs(class_dir, exist_ok=True)
+        Image.fromarray(_photo_like(rng)).save(os.path.join(class_dir, f"{i:05d}.jpg"), quality=90)
+
+
+# --------------------------------------------------------------------------
 # The whole run
-
-def _photo_folder(root, count, classes):
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
-    try:
-        from input_pipeline import write_jpegs  # the pipeline benchmark's generator
-    finally:
-        sys.path.pop(0)
-    write_jpegs(root, count, num_classes=classes)
-
 
 def _ips(batch_size, times):
     return _r(batch_size / _median(times), 2) if times else None
@@ -559,7 +590,7 @@ def run_benchmark(quick=False, image_size=224, batch_sizes=(16, 32), precisions=
     configure_threads(intra, inter)
     threads = intra or os.cpu_count()
     if precisions is None:
-        precisions = ["float32"] + (["mixed_bfloat16"] if has_bf16_hardware() else [])
+        precisions = ["float32"] + (["mixed_bfloat16"] if hardware.has_bf16_hardware() else [])
     if torch is None:
         torch = torch_available()
     rounds = rounds or (1 if quick else 2)
@@ -623,7 +654,7 @@ def run_benchmark(quick=False, image_size=224, batch_sizes=(16, 32), precisions=
         folder = os.path.join(workdir, "jpegs")
         num_files = 32 if quick else 256
         log(f"writing {num_files} JPEGs")
-        _photo_folder(folder, num_files, classes=min(classes, 4))
+        write_jpegs(folder, num_files, num_classes=min(classes, 4))
         jpeg_batch = max(batch_sizes)
         for n in precisions:
             name = f"keras_{n}"
@@ -765,9 +796,7 @@ def run_benchmark(quick=False, image_size=224, batch_sizes=(16, 32), precisions=
     return result
 
 
-if __name__ == "__main__":  # child processes of the torchvision side
-    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-        sys.path.pop(0)  # this package's modules must not shadow top-level ones
+if __name__ == "__main__":  # the child processes (TorchWorker, peak_rss_mib)
     if sys.argv[1:2] == ["--torch-worker"]:
         _torch_worker_main()
     elif sys.argv[1:2] == ["--memory"]:
