@@ -253,17 +253,20 @@ def load_predictor(model, image_size=None, normalization=AUTO, logits=None, name
 # Metrics.
 # ---------------------------------------------------------------------------
 def top_k_correct(probabilities, labels, k):
-    """Whether each label is among the top `k` classes.
+    """Whether each label is among the top `k` classes, as Keras counts it.
 
-    A label counts as in the top k when fewer than k classes score strictly
-    higher (ties at the boundary count as hits, as `tf.math.in_top_k`).
+    The rule of `keras.metrics.SparseTopKCategoricalAccuracy` on TensorFlow
+    (`tf.math.in_top_k`): a label is in the top k when fewer than k classes
+    score strictly higher, so ties at the boundary count as hits; a row with
+    a NaN or infinite score is a miss (a diverged model scores nothing).
     `k` is capped at the number of classes.
     """
     probabilities = np.asarray(probabilities)
     labels = np.asarray(labels, dtype=np.int64)
     true_scores = probabilities[np.arange(len(labels)), labels]
     higher = (probabilities > true_scores[:, None]).sum(axis=1)
-    return higher < min(k, probabilities.shape[1])
+    finite = np.isfinite(probabilities).all(axis=1)
+    return finite & (higher < min(k, probabilities.shape[1]))
 
 
 def classification_metrics(probabilities, labels, top_k=DEFAULT_TOP_K, class_names=None):

@@ -1,0 +1,66 @@
+"""Fault injection for the command line and the metrics (issue 11, items 5,
+10 and 12): one line per error, class counts checked before inference, and
+top-k counted as Keras counts it."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+
+from keras_googlenet import evaluation, train
+
+SIZE = 32
+CLASSES = 10
+
+
+def constant_model(bias):
+    """Outputs softmax(bias) whatever the input."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = keras.layers.Dense(len(bias), activation="softmax", name="predictions")
+    model = keras.Model(inputs, dense(x))
+    dense.set_weights([np.zeros((3, len(bias))), np.asarray(bias, np.float32)])
+    return model
+
+
+def balanced_dataset(per_class=2, classes=CLASSES):
+    """`(image, label)` pairs, labels 0..classes-1 `per_class` times."""
+    labels = np.tile(np.arange(classes), per_class).astype(np.int32)
+    images = np.random.RandomState(0).randint(0, 256, (len(labels), SIZE, SIZE, 3))
+    return tf.data.Dataset.from_tensor_slices((images.astype(np.uint8), labels))
+
+
+def keras_top_k(model, dataset, k):
+    """Keras' own metric over the model's outputs on `dataset`."""
+    images, labels = next(iter(dataset.batch(1000)))
+    metric = keras.metrics.SparseTopKCategoricalAccuracy(k=k)
+    metric.update_state(labels, model.predict_on_batch(tf.cast(images, tf.float32)))
+    return float(metric.result())
+
+
+# ---------------------------------------------------------------------------
+# Item 10: top-k as Keras counts it.
+# ---------------------------------------------------------------------------
+def test_constant_model_top5_equals_keras_metric():
+    # Always class 0; the other nine classes tie for second place.
+    model = constant_model([10.0] + [0.0] * (CLASSES - 1))
+    data = balanced_dataset()
+    expected = keras_top_k(model, data, 5)
+    results = evaluation.evaluate(model, data=data, normalization=None, verbose=0)
+    assert results["top5_accuracy"] == pytest.approx(expected)
+    assert results["top1_accuracy"] == pytest.approx(0.1)
+    # train.run writes infer_metrics into results.json.
+    metrics = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
+                                  .batch(8))
+    assert metrics["top5"] == pytest.approx(expected)
+
+
+def test_diverged_model_scores_nothing_as_in_keras():
+    # NaN outputs (a diverged model): Keras counts no hit at any k; the
+    # strict comparisons alone would count every label as a hit.
+    model = constant_model([np.nan] * CLASSES)
+    data = balanced_dataset()
+    metrics = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
+                                  .batch(8))
+    assert metrics["top5"] == pytest.approx(keras_top_k(model, data, 5)) == 0.0
+    assert metrics["top1"] == pytest.approx(keras_top_k(model, data, 1)) == 0.0
