@@ -64,3 +64,45 @@ def test_diverged_model_scores_nothing_as_in_keras():
                                   .batch(8))
     assert metrics["top5"] == pytest.approx(keras_top_k(model, data, 5)) == 0.0
     assert metrics["top1"] == pytest.approx(keras_top_k(model, data, 1)) == 0.0
+
+
+# ---------------------------------------------------------------------------
+# Item 5: a model whose class count is not the data's fails before inference.
+# ---------------------------------------------------------------------------
+def test_evaluate_refuses_a_class_count_mismatch_before_the_first_batch(tmp_path, monkeypatch,
+                                                                          capsys):
+    from keras_googlenet import cli
+
+    path = tmp_path / "three.keras"
+    constant_model([1.0, 0.0, 0.0]).save(path)  # 3 classes; the digits have 10
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("inference ran before the class counts were compared")
+
+    monkeypatch.setattr(evaluation, "predict_crops", no_inference)
+    code = cli.main(["evaluate", "--model", str(path), "--data", "embedded", "--verbose", "0"])
+    assert code != 0
+    line, = capsys.readouterr().err.splitlines()
+    assert line.startswith("googlenet evaluate: error: ")
+    assert str(path) in line and "3 classes" in line and "10" in line
+
+
+def test_evaluate_checks_the_class_names_of_a_dataset():
+    # A tf.data.Dataset has no class count; its class names give one.
+    with pytest.raises(ValueError, match=r"has 10 classes but `class_names` has 3"):
+        evaluation.evaluate(constant_model([0.0] * CLASSES), data=balanced_dataset(),
+                            class_names=["a", "b", "c"], normalization=None, verbose=0)
+
+
+def test_a_predictor_of_unknown_class_count_is_asked_with_one_crop():
+    calls = []
+
+    def three_classes(crops):
+        calls.append(int(crops.shape[0]))
+        return tf.fill([tf.shape(crops)[0], 3], 1 / 3)
+
+    foreign = evaluation.Predictor("foreign", three_classes, SIZE)  # classes=None
+    with pytest.raises(ValueError, match=r"'foreign' has 3 classes but `class_names` has 10"):
+        evaluation.evaluate(foreign, data=balanced_dataset(), class_names=list("0123456789"),
+                            verbose=0)
+    assert calls == [1]
