@@ -106,3 +106,49 @@ def test_a_predictor_of_unknown_class_count_is_asked_with_one_crop():
         evaluation.evaluate(foreign, data=balanced_dataset(), class_names=list("0123456789"),
                             verbose=0)
     assert calls == [1]
+
+
+# ---------------------------------------------------------------------------
+# Item 12: one line per error, naming the problem and the path or flag.
+# ---------------------------------------------------------------------------
+def run_cli(argv, capsys):
+    """`googlenet argv` in this process: (exit code, stderr lines)."""
+    from keras_googlenet import cli
+
+    code = cli.main(argv)
+    return code, capsys.readouterr().err.splitlines()
+
+
+def no_training(config):
+    raise AssertionError(f"training started with {config}")
+
+
+def assert_one_error_line(command, lines, *names):
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"googlenet {command}: error: "), lines
+    for name in names:
+        assert name in lines[0], lines
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--learning-rate", "inf"), ("--learning-rate", "nan"), ("--weight-decay", "inf"),
+    ("--aux-weight", "nan"), ("--decay-epochs", "inf"),
+])
+def test_non_finite_float_flag_is_one_line_naming_the_flag(tmp_path, capsys, monkeypatch,
+                                                           flag, value):
+    monkeypatch.setattr(train, "run", no_training)
+    out = tmp_path / "never"
+    code, lines = run_cli(["train", "--output-dir", str(out), flag, value], capsys)
+    assert code == 2
+    assert_one_error_line("train", lines, flag, "finite")
+    assert not out.exists()
+
+
+def test_non_finite_value_in_a_config_file_names_the_flag(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "run", no_training)
+    path = tmp_path / "c.json"
+    path.write_text('{"learning_rate": Infinity}')  # Python's json reads it
+    code, lines = run_cli(["train", "--config", str(path), "--output-dir",
+                           str(tmp_path / "never")], capsys)
+    assert code == 2
+    assert_one_error_line("train", lines, "--learning-rate", "finite")
