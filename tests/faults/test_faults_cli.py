@@ -1,11 +1,16 @@
 """Fault injection for the command line and the metrics (issue 11, items 5,
 10 and 12): one line per error, class counts checked before inference, and
 top-k counted as Keras counts it."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import keras
 
 from keras_googlenet import evaluation, train
 
@@ -152,3 +157,124 @@ def test_non_finite_value_in_a_config_file_names_the_flag(tmp_path, capsys, monk
                            str(tmp_path / "never")], capsys)
     assert code == 2
     assert_one_error_line("train", lines, "--learning-rate", "finite")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "three.keras"
+    constant_model([1.0, 0.0, 0.0]).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory nobody can write to, root included (chattr +i as root)."""
+    path = tmp_path / "read_only"
+    path.mkdir()
+    path.chmod(0o555)
+    immutable = False
+    if os.access(path, os.W_OK):  # root ignores the mode
+        immutable = shutil.which("chattr") and subprocess.run(
+            ["chattr", "+i", str(path)], capture_output=True).returncode == 0
+        if not immutable:
+            pytest.skip("cannot make a directory read-only here")
+    yield path
+    if immutable:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    path.chmod(0o755)
+
+
+def test_read_only_output_dir_is_one_line_naming_it(read_only_dir, capsys):
+    code, lines = run_cli(["train", "--output-dir", str(read_only_dir), "--epochs", "1",
+                           "--export-dir", ""], capsys)
+    assert code == 2
+    assert_one_error_line("train", lines, str(read_only_dir))
+    assert "Traceback" not in lines[0] and "Errno" not in lines[0]
+
+
+def test_output_dir_below_a_read_only_dir(read_only_dir, capsys):
+    out = read_only_dir / "run"
+    code, lines = run_cli(["train", "--output-dir", str(out), "--epochs", "1"], capsys)
+    assert code == 2
+    assert_one_error_line("train", lines, str(out))
+
+
+def test_export_under_a_file_names_the_file(tmp_path, capsys, model_file):
+    blocking = tmp_path / "a_file"
+    blocking.write_text("not a directory")
+    code, lines = run_cli(["export", "--model", model_file, "--base-dir",
+                           str(blocking / "serving")], capsys)
+    assert code == 2
+    assert_one_error_line("export", lines, str(blocking / "serving"),
+                          f"{str(blocking)!r} is a file, not a directory")
+    code, lines = run_cli(["export", "--model", model_file, "--base-dir", str(blocking)],
+                          capsys)
+    assert code == 2
+    assert_one_error_line("export", lines, str(blocking), "a file, not a directory")
+
+
+def test_predict_on_a_directory_names_it(tmp_path, capsys, model_file):
+    code, lines = run_cli(["predict", str(tmp_path), "--model", model_file], capsys)
+    assert code == 2
+    assert_one_error_line("predict", lines, f"{str(tmp_path)!r} is a directory")
+
+
+def diverging_run(config):
+    """What train.run meets when the loss becomes NaN: the real callback."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    x = np.array([[1.0, np.nan, 0.0]] * 4, np.float32)
+    model.fit(x, np.zeros((4, 2)), callbacks=[train.StopOnNaN(config)], verbose=0)
+
+
+def test_divergence_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "run", diverging_run)
+    code, lines = run_cli(["train", "--output-dir", str(tmp_path / "run")], capsys)
+    assert code == 2
+    assert_one_error_line("train", lines, "--learning-rate")
+
+
+@pytest.mark.parametrize("flag, env", [(True, None), (False, "1")])
+def test_verbose_shows_the_traceback(tmp_path, capsys, monkeypatch, model_file, flag, env):
+    from keras_googlenet import cli
+
+    if env:
+        monkeypatch.setenv(cli.VERBOSE_ENV, env)
+    else:
+        monkeypatch.delenv(cli.VERBOSE_ENV, raising=False)
+    argv = ["--verbose"] * flag + ["predict", str(tmp_path), "--model", model_file]
+    code, lines = run_cli(argv, capsys)
+    assert code == 2
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-1].startswith("googlenet predict: error: ") and str(tmp_path) in lines[-1]
+
+
+def test_train_keeps_its_own_verbose_level(monkeypatch):
+    from keras_googlenet import cli, config
+
+    args = cli.build_parser(["train"]).parse_args(["--verbose", "train", "--verbose", "0"])
+    assert args.show_traceback and config.from_args(args).verbose == 0
+
+
+# TensorFlow's C++ start-up logs, which no Python setting silences.
+TF_LOG_LINE = re.compile(r"^([IWE]\d{4} |WARNING: All log messages before absl)")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_real_process_exit_code_and_stderr(tmp_path, model_file, verbose):
+    blocking = tmp_path / "a_file"
+    blocking.write_text("not a directory")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("KERAS_GOOGLENET_VERBOSE", None)
+    argv = ["--verbose"] * verbose + ["export", "--model", model_file,
+                                      "--base-dir", str(blocking / "serving")]
+    done = subprocess.run([sys.executable, "-m", "keras_googlenet.cli", *argv],
+                          capture_output=True, text=True, env=env, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if not TF_LOG_LINE.match(line)]
+    assert lines[-1].startswith("googlenet export: error: ") and str(blocking) in lines[-1]
+    if verbose:
+        assert "Traceback (most recent call last):" in lines
+    else:
+        assert lines == lines[-1:], done.stderr
