@@ -3,12 +3,19 @@
 Each sub-command is a library module exposing `add_arguments(parser)` and
 `run(args)`; this file only wires them, and scripts under training/ call
 the same functions.
+
+An error the user can fix (a bad flag, a path that cannot be read or
+written, a diverged run) prints one line, `googlenet CMD: error: ...`, and
+exits with 2; `googlenet --verbose CMD` or KERAS_GOOGLENET_VERBOSE=1 also
+prints the traceback.
 """
 import argparse
+import errno
 import importlib
 import logging
 import os
 import sys
+import traceback
 
 # name -> (module, help)
 COMMANDS = {
@@ -22,10 +29,16 @@ COMMANDS = {
     "augment": ("keras_googlenet.cli.augment", "write a PNG grid of augmented versions of images"),
     "weights": ("keras_googlenet.cli.weights", "convert the published ImageNet weights to Keras"),
 }
+# Set to 1 for the traceback of an error, as `googlenet --verbose CMD`.
+VERBOSE_ENV = "KERAS_GOOGLENET_VERBOSE"
 
 
 def build_parser(commands=None):
     parser = argparse.ArgumentParser(prog="googlenet", description=__doc__.splitlines()[0])
+    # Its own dest: `train` and `evaluate` have a --verbose level of their own.
+    parser.add_argument("--verbose", dest="show_traceback", action="store_true",
+                        help=f"print the Python traceback of an error (or {VERBOSE_ENV}=1); "
+                             "give it before the command")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in commands or COMMANDS:
         module_name, help_text = COMMANDS[name]
@@ -36,6 +49,41 @@ def build_parser(commands=None):
     return parser
 
 
+def _user_errors():
+    """Errors the user can act on from their message alone."""
+    errors = [ValueError, OSError]  # OSError: permissions, files in the way, ...
+    # Only training raises divergence, and it has then imported the module.
+    train = sys.modules.get("keras_googlenet.train")
+    if train is not None:
+        errors.append(train.TrainingDiverged)
+    return tuple(errors)
+
+
+def _blocking_file(path):
+    """The existing non-directory at or above `path`, or None."""
+    path = os.path.abspath(path)
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return None if os.path.isdir(path) else path
+
+
+def _error_message(error):
+    """One line for `error`: an OSError's reason and path (and the file in
+    the way of a directory), without the errno prefix."""
+    text = str(error)
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        text = f"{error.strerror}: {error.filename!r}"
+        if error.filename2 is not None:
+            text += f" -> {error.filename2!r}"
+        if error.errno in (errno.ENOTDIR, errno.EEXIST) and isinstance(error.filename, str):
+            blocking = _blocking_file(error.filename)
+            if blocking == os.path.abspath(error.filename):
+                text += " (a file, not a directory)"
+            elif blocking is not None:
+                text += f" ({blocking!r} is a file, not a directory)"
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def main(argv=None, commands=None):
     """Entry point; returns the process exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -44,13 +92,17 @@ def main(argv=None, commands=None):
     logging.getLogger("keras_googlenet").setLevel(logging.INFO)
     argv = sys.argv[1:] if argv is None else argv
     # Import only the requested command's module: importing them all would
-    # pull in every optional dependency for `googlenet predict`.
-    chosen = [argv[0]] if argv and argv[0] in COMMANDS else None
+    # pull in every optional dependency for `googlenet predict`. The only
+    # option before the command (--verbose) takes no value.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    chosen = [command] if command in COMMANDS else None
     args = build_parser(chosen).parse_args(argv)
     try:
         result = args._run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"googlenet {args.command}: error: {e}", file=sys.stderr)
+    except _user_errors() as e:  # evaluated when raised: after the command's imports
+        if args.show_traceback or os.environ.get(VERBOSE_ENV, "").lower() in ("1", "true", "yes"):
+            traceback.print_exc()
+        print(f"googlenet {args.command}: error: {_error_message(e)}", file=sys.stderr)
         return 2
     return result if isinstance(result, int) else 0
 

@@ -253,17 +253,20 @@ def load_predictor(model, image_size=None, normalization=AUTO, logits=None, name
 # Metrics.
 # ---------------------------------------------------------------------------
 def top_k_correct(probabilities, labels, k):
-    """Whether each label is among the top `k` classes.
+    """Whether each label is among the top `k` classes, as Keras counts it.
 
-    A label counts as in the top k when fewer than k classes score strictly
-    higher (ties at the boundary count as hits, as `tf.math.in_top_k`).
+    The rule of `keras.metrics.SparseTopKCategoricalAccuracy` on TensorFlow
+    (`tf.math.in_top_k`): a label is in the top k when fewer than k classes
+    score strictly higher, so ties at the boundary count as hits; a row with
+    a NaN or infinite score is a miss (a diverged model scores nothing).
     `k` is capped at the number of classes.
     """
     probabilities = np.asarray(probabilities)
     labels = np.asarray(labels, dtype=np.int64)
     true_scores = probabilities[np.arange(len(labels)), labels]
     higher = (probabilities > true_scores[:, None]).sum(axis=1)
-    return higher < min(k, probabilities.shape[1])
+    finite = np.isfinite(probabilities).all(axis=1)
+    return finite & (higher < min(k, probabilities.shape[1]))
 
 
 def classification_metrics(probabilities, labels, top_k=DEFAULT_TOP_K, class_names=None):
@@ -291,6 +294,8 @@ def classification_metrics(probabilities, labels, top_k=DEFAULT_TOP_K, class_nam
     if labels.min() < 0 or labels.max() >= classes:
         raise ValueError(f"Labels must be in [0, {classes}). Received {labels.min()}..{labels.max()}.")
     names = list(class_names) if class_names is not None else [str(i) for i in range(classes)]
+    if len(names) != classes:
+        raise ValueError(f"{len(names)} class names for {classes} classes.")
     result = {"num_examples": int(len(labels))}
     for k in top_k:
         accuracy = float(top_k_correct(probabilities, labels, k).mean())
@@ -410,6 +415,21 @@ def _as_list(value):
     return [value]
 
 
+def _check_classes(predictors, models, num_classes, data_name):
+    """Refuses a model whose class count is not the data's, before any batch
+    runs: otherwise the whole pass runs and fails on the labels at the end."""
+    for predictor, model in zip(predictors, models):
+        classes = predictor.classes
+        if classes is None:  # a foreign SavedModel: ask it, one crop
+            size = predictor.image_size
+            classes = int(predictor(np.zeros([1, size, size, 3], np.float32)).shape[-1])
+        if classes != num_classes:
+            where = os.fspath(model) if isinstance(model, (str, os.PathLike)) else predictor.name
+            raise ValueError(
+                f"The model {where!r} has {classes} classes but {data_name} has "
+                f"{num_classes}: evaluate a model trained on these classes.")
+
+
 def evaluate(models, data="embedded", split="validation", crops=1, image_size=None,
              normalization=AUTO, logits=None, data_dir=None, batch_size=None,
              crops_per_batch=DEFAULT_CROPS_PER_BATCH,
@@ -487,15 +507,20 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
         if not 1 <= k <= len(predictors):
             raise ValueError(f"Ensemble size {k} is not in [1, {len(predictors)}].")
 
-    num_examples = None
+    num_examples = data_classes = None
     if isinstance(data, tf.data.Dataset):
         dataset = data
     else:
         source = sources.get_source(data, split, data_dir=data_dir)
         dataset = source.dataset()
         num_examples = source.num_examples
+        data_classes, data_name = source.num_classes, f"the data {source.name!r}"
         if class_names is None:
             class_names = source.class_names
+    if data_classes is None and class_names is not None:
+        data_classes, data_name = len(class_names), "`class_names`"
+    if data_classes is not None:
+        _check_classes(predictors, model_list, data_classes, data_name)
     if max_examples is not None:
         dataset = dataset.take(max_examples)
         num_examples = min(num_examples, max_examples) if num_examples else max_examples

@@ -122,6 +122,9 @@ def predict_files(model_or_path, paths, top=5, image_size=None,
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"`top` must be a positive int. Received: top={top!r}")
     paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    for path in paths:  # before loading the model, and clearer than open()'s error
+        if os.path.isdir(path):
+            raise ValueError(f"{path!r} is a directory: pass image files (e.g. {path}/*.jpg).")
     if isinstance(model_or_path, (str, os.PathLike)):
         location = os.fspath(model_or_path)
         if os.path.isdir(location):

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import math
 import typing
 from typing import Optional
 
@@ -113,6 +114,12 @@ class TrainConfig:
             raise ValueError(f"--{name.replace('_', '-')} must be {expected}. "
                              f"Received: {name}={getattr(self, name)!r}")
 
+        # inf and nan pass every comparison below (inf > 0, nan < 0 is
+        # false) and only show up as a diverged run.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if _field_type(field) is float and value is not None and not math.isfinite(value):
+                bad(field.name, "a finite number")
         for name in ("image_size", "batch_size", "epochs", "save_freq"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 bad(name, "a positive integer")

@@ -1,0 +1,280 @@
+"""Fault injection for the command line and the metrics (issue 11, items 5,
+10 and 12): one line per error, class counts checked before inference, and
+top-k counted as Keras counts it."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_googlenet import evaluation, train
+
+SIZE = 32
+CLASSES = 10
+
+
+def constant_model(bias):
+    """Outputs softmax(bias) whatever the input."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = keras.layers.Dense(len(bias), activation="softmax", name="predictions")
+    model = keras.Model(inputs, dense(x))
+    dense.set_weights([np.zeros((3, len(bias))), np.asarray(bias, np.float32)])
+    return model
+
+
+def balanced_dataset(per_class=2, classes=CLASSES):
+    """`(image, label)` pairs, labels 0..classes-1 `per_class` times."""
+    labels = np.tile(np.arange(classes), per_class).astype(np.int32)
+    images = np.random.RandomState(0).randint(0, 256, (len(labels), SIZE, SIZE, 3))
+    return tf.data.Dataset.from_tensor_slices((images.astype(np.uint8), labels))
+
+
+def keras_top_k(model, dataset, k):
+    """Keras' own metric over the model's outputs on `dataset`."""
+    images, labels = next(iter(dataset.batch(1000)))
+    metric = keras.metrics.SparseTopKCategoricalAccuracy(k=k)
+    metric.update_state(labels, model.predict_on_batch(tf.cast(images, tf.float32)))
+    return float(metric.result())
+
+
+# ---------------------------------------------------------------------------
+# Item 10: top-k as Keras counts it.
+# ---------------------------------------------------------------------------
+def test_constant_model_top5_equals_keras_metric():
+    # Always class 0; the other nine classes tie for second place.
+    model = constant_model([10.0] + [0.0] * (CLASSES - 1))
+    data = balanced_dataset()
+    expected = keras_top_k(model, data, 5)
+    results = evaluation.evaluate(model, data=data, normalization=None, verbose=0)
+    assert results["top5_accuracy"] == pytest.approx(expected)
+    assert results["top1_accuracy"] == pytest.approx(0.1)
+    # train.run writes infer_metrics into results.json.
+    metrics = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
+                                  .batch(8))
+    assert metrics["top5"] == pytest.approx(expected)
+
+
+def test_diverged_model_scores_nothing_as_in_keras():
+    # NaN outputs (a diverged model): Keras counts no hit at any k; the
+    # strict comparisons alone would count every label as a hit.
+    model = constant_model([np.nan] * CLASSES)
+    data = balanced_dataset()
+    metrics = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
+                                  .batch(8))
+    assert metrics["top5"] == pytest.approx(keras_top_k(model, data, 5)) == 0.0
+    assert metrics["top1"] == pytest.approx(keras_top_k(model, data, 1)) == 0.0
+
+
+# ---------------------------------------------------------------------------
+# Item 5: a model whose class count is not the data's fails before inference.
+# ---------------------------------------------------------------------------
+def test_evaluate_refuses_a_class_count_mismatch_before_the_first_batch(tmp_path, monkeypatch,
+                                                                          capsys):
+    from keras_googlenet import cli
+
+    path = tmp_path / "three.keras"
+    constant_model([1.0, 0.0, 0.0]).save(path)  # 3 classes; the digits have 10
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("inference ran before the class counts were compared")
+
+    monkeypatch.setattr(evaluation, "predict_crops", no_inference)
+    code = cli.main(["evaluate", "--model", str(path), "--data", "embedded", "--verbose", "0"])
+    assert code != 0
+    line, = capsys.readouterr().err.splitlines()
+    assert line.startswith("googlenet evaluate: error: ")
+    assert str(path) in line and "3 classes" in line and "10" in line
+
+
+def test_evaluate_checks_the_class_names_of_a_dataset():
+    # A tf.data.Dataset has no class count; its class names give one.
+    with pytest.raises(ValueError, match=r"has 10 classes but `class_names` has 3"):
+        evaluation.evaluate(constant_model([0.0] * CLASSES), data=balanced_dataset(),
+                            class_names=["a", "b", "c"], normalization=None, verbose=0)
+
+
+def test_a_predictor_of_unknown_class_count_is_asked_with_one_crop():
+    calls = []
+
+    def three_classes(crops):
+        calls.append(int(crops.shape[0]))
+        return tf.fill([tf.shape(crops)[0], 3], 1 / 3)
+
+    foreign = evaluation.Predictor("foreign", three_classes, SIZE)  # classes=None
+    with pytest.raises(ValueError, match=r"'foreign' has 3 classes but `class_names` has 10"):
+        evaluation.evaluate(foreign, data=balanced_dataset(), class_names=list("0123456789"),
+                            verbose=0)
+    assert calls == [1]
+
+
+# ---------------------------------------------------------------------------
+# Item 12: one line per error, naming the problem and the path or flag.
+# ---------------------------------------------------------------------------
+def run_cli(argv, capsys):
+    """`googlenet argv` in this process: (exit code, stderr lines)."""
+    from keras_googlenet import cli
+
+    code = cli.main(argv)
+    return code, capsys.readouterr().err.splitlines()
+
+
+def no_training(config):
+    raise AssertionError(f"training started with {config}")
+
+
+def assert_one_error_line(command, lines, *names):
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"googlenet {command}: error: "), lines
+    for name in names:
+        assert name in lines[0], lines
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--learning-rate", "inf"), ("--learning-rate", "nan"), ("--weight-decay", "inf"),
+    ("--aux-weight", "nan"), ("--decay-epochs", "inf"),
+])
+def test_non_finite_float_flag_is_one_line_naming_the_flag(tmp_path, capsys, monkeypatch,
+                                                           flag, value):
+    monkeypatch.setattr(train, "run", no_training)
+    out = tmp_path / "never"
+    code, lines = run_cli(["train", "--output-dir", str(out), flag, value], capsys)
+    assert code == 2
+    assert_one_error_line("train", lines, flag, "finite")
+    assert not out.exists()
+
+
+def test_non_finite_value_in_a_config_file_names_the_flag(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "run", no_training)
+    path = tmp_path / "c.json"
+    path.write_text('{"learning_rate": Infinity}')  # Python's json reads it
+    code, lines = run_cli(["train", "--config", str(path), "--output-dir",
+                           str(tmp_path / "never")], capsys)
+    assert code == 2
+    assert_one_error_line("train", lines, "--learning-rate", "finite")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "three.keras"
+    constant_model([1.0, 0.0, 0.0]).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory nobody can write to, root included (chattr +i as root)."""
+    path = tmp_path / "read_only"
+    path.mkdir()
+    path.chmod(0o555)
+    immutable = False
+    if os.access(path, os.W_OK):  # root ignores the mode
+        immutable = shutil.which("chattr") and subprocess.run(
+            ["chattr", "+i", str(path)], capture_output=True).returncode == 0
+        if not immutable:
+            pytest.skip("cannot make a directory read-only here")
+    yield path
+    if immutable:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    path.chmod(0o755)
+
+
+def test_read_only_output_dir_is_one_line_naming_it(read_only_dir, capsys):
+    code, lines = run_cli(["train", "--output-dir", str(read_only_dir), "--epochs", "1",
+                           "--export-dir", ""], capsys)
+    assert code == 2
+    assert_one_error_line("train", lines, str(read_only_dir))
+    assert "Traceback" not in lines[0] and "Errno" not in lines[0]
+
+
+def test_output_dir_below_a_read_only_dir(read_only_dir, capsys):
+    out = read_only_dir / "run"
+    code, lines = run_cli(["train", "--output-dir", str(out), "--epochs", "1"], capsys)
+    assert code == 2
+    assert_one_error_line("train", lines, str(out))
+
+
+def test_export_under_a_file_names_the_file(tmp_path, capsys, model_file):
+    blocking = tmp_path / "a_file"
+    blocking.write_text("not a directory")
+    code, lines = run_cli(["export", "--model", model_file, "--base-dir",
+                           str(blocking / "serving")], capsys)
+    assert code == 2
+    assert_one_error_line("export", lines, str(blocking / "serving"),
+                          f"{str(blocking)!r} is a file, not a directory")
+    code, lines = run_cli(["export", "--model", model_file, "--base-dir", str(blocking)],
+                          capsys)
+    assert code == 2
+    assert_one_error_line("export", lines, str(blocking), "a file, not a directory")
+
+
+def test_predict_on_a_directory_names_it(tmp_path, capsys, model_file):
+    code, lines = run_cli(["predict", str(tmp_path), "--model", model_file], capsys)
+    assert code == 2
+    assert_one_error_line("predict", lines, f"{str(tmp_path)!r} is a directory")
+
+
+def diverging_run(config):
+    """What train.run meets when the loss becomes NaN: the real callback."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    x = np.array([[1.0, np.nan, 0.0]] * 4, np.float32)
+    model.fit(x, np.zeros((4, 2)), callbacks=[train.StopOnNaN(config)], verbose=0)
+
+
+def test_divergence_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "run", diverging_run)
+    code, lines = run_cli(["train", "--output-dir", str(tmp_path / "run")], capsys)
+    assert code == 2
+    assert_one_error_line("train", lines, "--learning-rate")
+
+
+@pytest.mark.parametrize("flag, env", [(True, None), (False, "1")])
+def test_verbose_shows_the_traceback(tmp_path, capsys, monkeypatch, model_file, flag, env):
+    from keras_googlenet import cli
+
+    if env:
+        monkeypatch.setenv(cli.VERBOSE_ENV, env)
+    else:
+        monkeypatch.delenv(cli.VERBOSE_ENV, raising=False)
+    argv = ["--verbose"] * flag + ["predict", str(tmp_path), "--model", model_file]
+    code, lines = run_cli(argv, capsys)
+    assert code == 2
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-1].startswith("googlenet predict: error: ") and str(tmp_path) in lines[-1]
+
+
+def test_train_keeps_its_own_verbose_level(monkeypatch):
+    from keras_googlenet import cli, config
+
+    args = cli.build_parser(["train"]).parse_args(["--verbose", "train", "--verbose", "0"])
+    assert args.show_traceback and config.from_args(args).verbose == 0
+
+
+# TensorFlow's C++ start-up logs, which no Python setting silences.
+TF_LOG_LINE = re.compile(r"^([IWE]\d{4} |WARNING: All log messages before absl)")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_real_process_exit_code_and_stderr(tmp_path, model_file, verbose):
+    blocking = tmp_path / "a_file"
+    blocking.write_text("not a directory")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("KERAS_GOOGLENET_VERBOSE", None)
+    argv = ["--verbose"] * verbose + ["export", "--model", model_file,
+                                      "--base-dir", str(blocking / "serving")]
+    done = subprocess.run([sys.executable, "-m", "keras_googlenet.cli", *argv],
+                          capture_output=True, text=True, env=env, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if not TF_LOG_LINE.match(line)]
+    assert lines[-1].startswith("googlenet export: error: ") and str(blocking) in lines[-1]
+    if verbose:
+        assert "Traceback (most recent call last):" in lines
+    else:
+        assert lines == lines[-1:], done.stderr
