@@ -21,7 +21,7 @@ TINY = ["--image-size", "65", "--batch-size", "8", "--steps-per-epoch", "6", "--
 
 
 def _train_cmd(output_dir, *extra):
-    return [sys.executable, "-m", "keras_googlenet.cli", "train", "--output-dir", str(output_dir),
+    return [sys.executable, "-m", "keras_googlenet", "train", "--output-dir", str(output_dir),
             "--export-dir", "", "--val-split", "", *TINY, *extra]
 
 

@@ -53,7 +53,7 @@ def _user_errors():
     """Errors the user can act on from their message alone."""
     errors = [ValueError, OSError]  # OSError: permissions, files in the way, ...
     # Only training raises divergence, and it has then imported the module.
-    train = sys.modules.get("keras_googlenet.train")
+    train = sys.modules.get("keras_googlenet.train.trainer")
     if train is not None:
         errors.append(train.TrainingDiverged)
     return tuple(errors)

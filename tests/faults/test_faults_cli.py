@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_googlenet import evaluation, train
+from keras_googlenet.inference import evaluation
+from keras_googlenet.train import trainer as train
 
 SIZE = 32
 CLASSES = 10
@@ -250,7 +251,8 @@ def test_verbose_shows_the_traceback(tmp_path, capsys, monkeypatch, model_file, 
 
 
 def test_train_keeps_its_own_verbose_level(monkeypatch):
-    from keras_googlenet import cli, config
+    from keras_googlenet import cli
+    from keras_googlenet.train import config
 
     args = cli.build_parser(["train"]).parse_args(["--verbose", "train", "--verbose", "0"])
     assert args.show_traceback and config.from_args(args).verbose == 0
@@ -268,7 +270,7 @@ def test_real_process_exit_code_and_stderr(tmp_path, model_file, verbose):
     env.pop("KERAS_GOOGLENET_VERBOSE", None)
     argv = ["--verbose"] * verbose + ["export", "--model", model_file,
                                       "--base-dir", str(blocking / "serving")]
-    done = subprocess.run([sys.executable, "-m", "keras_googlenet.cli", *argv],
+    done = subprocess.run([sys.executable, "-m", "keras_googlenet", *argv],
                           capture_output=True, text=True, env=env, timeout=120,
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert done.returncode == 2, done.stderr
