@@ -63,15 +63,15 @@ def test_bad_arguments(tmp_path):
 
 @pytest.mark.slow
 def test_cli_export_with_conversions(tmp_path):
-    import argparse
+    from keras_googlenet.cli import build_parser
 
     pytest.importorskip("tf2onnx")
     model = fx.small_model(seed=5)
     model.save(tmp_path / "model.keras")
-    args = export.add_arguments(argparse.ArgumentParser()).parse_args(
-        ["--model", str(tmp_path / "model.keras"), "--base-dir", str(tmp_path / "serving"),
-         "--tflite", "--onnx"])
-    written = export.run(args)
+    args = build_parser(["export"]).parse_args(
+        ["export", "--model", str(tmp_path / "model.keras"), "--base-dir",
+         str(tmp_path / "serving"), "--tflite", "--onnx"])
+    written = args._run(args)
     converted = tmp_path / "serving_converted" / "1"
     assert sorted(p.name for p in converted.iterdir()) == [
         "googlenet.onnx", "googlenet.tflite", "googlenet_dynamic_range.tflite"]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_googlenet.models import contract
 from keras_googlenet.serving import export
 from keras_googlenet.data import imagenet
 from keras_googlenet.serving import client as serving_client
@@ -248,14 +249,14 @@ def test_after_fit_weights_already_averaged():
 # Class names.
 # ---------------------------------------------------------------------------
 def test_class_names_resolution(tmp_path):
-    assert export.resolve_class_names(None, 1000) == imagenet.class_names()
-    assert export.resolve_class_names(None, 3) == ["0", "1", "2"]
+    assert contract.resolve_class_names(None, 1000) == imagenet.class_names()
+    assert contract.resolve_class_names(None, 3) == ["0", "1", "2"]
     (tmp_path / "names.txt").write_text("a\nb\nc\n")
-    assert export.resolve_class_names(str(tmp_path / "names.txt"), 3) == ["a", "b", "c"]
+    assert contract.resolve_class_names(str(tmp_path / "names.txt"), 3) == ["a", "b", "c"]
     with pytest.raises(ValueError, match="3 classes but 2 class names"):
-        export.resolve_class_names(["a", "b"], 3)
+        contract.resolve_class_names(["a", "b"], 3)
     with pytest.raises(ValueError, match="line breaks"):
-        export.resolve_class_names(["a", "b\nc", "d"], 3)
+        contract.resolve_class_names(["a", "b\nc", "d"], 3)
 
 
 def test_bad_arguments(tmp_path):

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import keras
@@ -48,11 +50,11 @@ def test_finetune_command_on_embedded_data(tmp_path, capsys):
     pretrained = kg.GoogLeNet(classes=10, input_shape=(65, 65, 3), batch_norm=True)
     path = str(tmp_path / "pre.keras")
     pretrained.save(path)
-    out = str(tmp_path / "ft.keras")
+    out = str(tmp_path / "ft")
     assert cli.main(["finetune", "--model", path, "--head-epochs", "1", "--epochs", "1",
-                     "--steps-per-epoch", "2", "--batch-size", "8", "--output", out,
+                     "--steps-per-epoch", "2", "--batch-size", "8", "--output-dir", out,
                      "--verbose", "0"]) == 0
-    tuned = keras.models.load_model(out)
+    tuned = keras.models.load_model(os.path.join(out, "model.keras"))
     assert tuned.output.shape[-1] == 10
     assert '"model_path"' in capsys.readouterr().out
     assert cli.main(["finetune", "--model", str(tmp_path / "missing.keras")]) == 2

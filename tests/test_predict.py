@@ -1,5 +1,4 @@
 """Tests of keras_googlenet.inference.predict (SavedModel, TF Serving dir, .keras)."""
-import argparse
 
 import numpy as np
 import pytest
@@ -66,9 +65,8 @@ def test_top_and_errors(setup, tmp_path):
 
 def test_cli(setup, capsys):
     _, _, base, paths = setup
-    args = predict.add_arguments(argparse.ArgumentParser()).parse_args(
-        [*paths, "--model", str(base), "--top", "3"])
-    results = predict.run(args)
-    assert len(results) == 2 and len(results[0][1]) == 3
+    from keras_googlenet import cli
+
+    assert cli.main(["predict", *paths, "--model", str(base), "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert paths[1] in out and "  3. " in out

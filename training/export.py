@@ -1,17 +1,7 @@
-"""Exports a trained .keras model as a TF Serving SavedModel (+ TFLite/ONNX).
+"""`googlenet export` as a script (same flags; see `googlenet export --help`)."""
+import sys
 
-    python training/export.py --model model.keras --base-dir saved_models/googlenet
-"""
-import argparse
-
-from keras_googlenet.serving import export
-
-
-def main(argv=None):
-    """Parses `argv` and exports; returns the written paths."""
-    parser = export.add_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    return export.run(parser.parse_args(argv))
-
+from keras_googlenet.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["export"] + sys.argv[1:]))

@@ -1,17 +1,7 @@
-"""Prints the top classes of image files (SavedModel, TF Serving dir or .keras).
+"""`googlenet predict` as a script (same flags; see `googlenet predict --help`)."""
+import sys
 
-    python training/predict.py cat.jpg --model saved_models/googlenet
-"""
-import argparse
-
-from keras_googlenet.inference import predict
-
-
-def main(argv=None):
-    """Parses `argv` and predicts; returns the results."""
-    parser = predict.add_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    return predict.run(parser.parse_args(argv))
-
+from keras_googlenet.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["predict"] + sys.argv[1:]))

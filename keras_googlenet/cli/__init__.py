@@ -12,17 +12,21 @@ prints the traceback.
 import argparse
 import errno
 import importlib
+import importlib.util
 import logging
 import os
 import sys
+import tempfile
 import traceback
+
+from keras_googlenet.cli import flags
 
 # name -> (module, help)
 COMMANDS = {
     "train": ("keras_googlenet.cli.train", "train GoogLeNet (default: the embedded digits), then export"),
-    "finetune": ("keras_googlenet.train.finetune", "transfer learning: new classifier, frozen then unfrozen backbone"),
-    "export": ("keras_googlenet.serving.export", "export a .keras model as a TF Serving SavedModel"),
-    "predict": ("keras_googlenet.inference.predict", "top-5 classes of image files from a SavedModel or .keras file"),
+    "finetune": ("keras_googlenet.cli.finetune", "transfer learning: new classifier, frozen then unfrozen backbone"),
+    "export": ("keras_googlenet.cli.export", "export a .keras model as a TF Serving SavedModel"),
+    "predict": ("keras_googlenet.cli.predict", "top-5 classes of image files from a SavedModel or .keras file"),
     "evaluate": ("keras_googlenet.cli.evaluate",
                  "top-1/top-5 accuracy with 1/10/144 crops per image and model ensembles "
                  "(the paper's test protocol)"),
@@ -34,16 +38,22 @@ VERBOSE_ENV = "KERAS_GOOGLENET_VERBOSE"
 
 
 def build_parser(commands=None):
-    parser = argparse.ArgumentParser(prog="googlenet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="googlenet", formatter_class=flags.HelpFormatter, allow_abbrev=False,
+        description="GoogLeNet (Inception v1, Szegedy et al. 2015) for Keras 3: train, "
+                    "fine-tune, evaluate, export and serve. `googlenet CMD --help` explains "
+                    "each command's flags.")
     # Its own dest: `train` and `evaluate` have a --verbose level of their own.
     parser.add_argument("--verbose", dest="show_traceback", action="store_true",
-                        help=f"print the Python traceback of an error (or {VERBOSE_ENV}=1); "
-                             "give it before the command")
-    sub = parser.add_subparsers(dest="command", required=True)
+                        help="show the Python traceback of an error and TensorFlow's start-up "
+                             f"log (or set {VERBOSE_ENV}=1); give it before the command")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in commands or COMMANDS:
         module_name, help_text = COMMANDS[name]
         module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=help_text, description=help_text)
+        # No abbreviations: --output must not silently mean --output-dir.
+        command = sub.add_parser(name, help=help_text, description=module.__doc__ or help_text,
+                                 formatter_class=flags.HelpFormatter, allow_abbrev=False)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
@@ -84,9 +94,46 @@ def _error_message(error):
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+def _gpu_present():
+    return any(os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/dxg"))
+
+
+def quiet_tensorflow_start(verbose=False):
+    """Imports TensorFlow with its C++ start-up lines hidden on a machine
+    without a GPU (the oneDNN notice, "Could not find cuda drivers", the
+    cuInit error), unless `verbose` or the user set TF_CPP_MIN_LOG_LEVEL.
+
+    Some of those lines are printed before absl's logging reads
+    TF_CPP_MIN_LOG_LEVEL, so stderr itself is set aside during the import;
+    if the import fails, what it printed is shown.
+    """
+    if (verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ or _gpu_present()
+            or importlib.util.find_spec("tensorflow") is None
+            or "tensorflow" in sys.modules):
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _verbose_requested(args):
+    return args.show_traceback or os.environ.get(VERBOSE_ENV, "").lower() in ("1", "true", "yes")
+
+
 def main(argv=None, commands=None):
     """Entry point; returns the process exit code."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Our INFO messages; only warnings from TensorFlow's chatty loggers.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("keras_googlenet").setLevel(logging.INFO)
@@ -96,11 +143,13 @@ def main(argv=None, commands=None):
     # option before the command (--verbose) takes no value.
     command = next((a for a in argv if not a.startswith("-")), None)
     chosen = [command] if command in COMMANDS else None
-    args = build_parser(chosen).parse_args(argv)
+    args = build_parser(chosen).parse_args(argv)  # --help exits here, before TensorFlow
+    verbose = _verbose_requested(args)
+    quiet_tensorflow_start(verbose)
     try:
         result = args._run(args)
     except _user_errors() as e:  # evaluated when raised: after the command's imports
-        if args.show_traceback or os.environ.get(VERBOSE_ENV, "").lower() in ("1", "true", "yes"):
+        if verbose:
             traceback.print_exc()
         print(f"googlenet {args.command}: error: {_error_message(e)}", file=sys.stderr)
         return 2

@@ -9,54 +9,47 @@ models x crops (every ensemble of the first k models, each crop set); see
 """
 import json
 
-from keras_googlenet.data import preprocessing
+from keras_googlenet.cli import flags
 
 CROP_CHOICES = (1, 10, 144)
 
 
 def add_arguments(parser):
-    """Adds the `googlenet evaluate` arguments to an argparse parser."""
     parser.add_argument("--model", action="append", required=True, dest="models",
                         help=".keras file or SavedModel directory; repeat for an ensemble")
-    parser.add_argument("--data", default="embedded",
-                        help='"embedded", "tfds:NAME", "folder:PATH" or "tfrecord:GLOB"')
-    parser.add_argument("--data-dir", default=None, help="TFDS data directory")
-    parser.add_argument("--split", default="validation", help="split to evaluate")
+    flags.add_data(parser)
+    parser.add_argument("--split", default="validation",
+                        help="split to evaluate; default: validation")
     parser.add_argument("--crops", type=int, nargs="+", default=[1], choices=CROP_CHOICES,
-                        help="crop sets per image (1, 10, 144; several make a table)")
+                        help="crop sets per image, several make a table; default: 1")
     parser.add_argument("--no-mirror", dest="mirror", action="store_false",
                         help="drop the mirrored crops (10 -> 5, 144 -> 72): for data that is "
                              "not left-right symmetric; not the paper's protocol")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="crop side (default: the model's input size)")
-    parser.add_argument("--normalization", default="auto",
-                        choices=["auto", *preprocessing.MODES, "none"],
-                        help="preprocess_input mode of .keras models (auto: config.json "
-                             "next to the file, else caffe)")
-    parser.add_argument("--crop-fraction", type=float, default=preprocessing.DEFAULT_CROP_FRACTION,
-                        help="1- and 10-crop centre fraction")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="images per model call (default: ~288 crops per call)")
-    parser.add_argument("--max-examples", type=int, default=None,
-                        help="evaluate only the first N images")
-    parser.add_argument("--ensemble-sizes", type=int, nargs="+", default=None,
-                        help="ensembles (first k models) in the table (default: all k)")
-    parser.add_argument("--table", default=None, help="write the Markdown table here")
-    parser.add_argument("--csv", default=None, help="write the table as CSV here")
-    parser.add_argument("--json", default=None, help="write all results as JSON here")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1))
-    return parser
+    flags.add_image_size(parser)
+    flags.add_normalization(parser)
+    parser.add_argument("--crop-fraction", type=float, default=None,
+                        help="1- and 10-crop centre fraction; default: the model's own "
+                             "(0.875: 224 of 256)")
+    parser.add_argument("--batch-size", type=flags.positive_int, default=None,
+                        help="images per model call; default: about 288 crops per call")
+    parser.add_argument("--max-examples", type=flags.positive_int, default=None,
+                        help="evaluate only the first N images; default: all")
+    parser.add_argument("--ensemble-sizes", type=flags.positive_int, nargs="+", default=None,
+                        help="ensembles (first k models) in the table; default: every k")
+    parser.add_argument("--table", default=None, help="write the Markdown table to this file; default: not written")
+    parser.add_argument("--csv", default=None, help="write the table as CSV to this file; default: not written")
+    parser.add_argument("--json", default=None, help="write all results as JSON to this file; default: not written")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1),
+                        help="1: progress and the table as it fills; default: 1")
 
 
 def run(args):
-    """Runs `googlenet evaluate` from parsed `args`; returns 0."""
     from keras_googlenet.inference import evaluation
 
-    normalization = None if args.normalization == "none" else args.normalization
     results = evaluation.evaluate(
         args.models, data=args.data, split=args.split, crops=args.crops,
-        image_size=args.image_size, normalization=normalization, data_dir=args.data_dir,
-        batch_size=args.batch_size, crop_fraction=args.crop_fraction,
+        image_size=args.image_size, normalization=flags.normalization_arg(args.normalization),
+        data_dir=args.data_dir, batch_size=args.batch_size, crop_fraction=args.crop_fraction,
         max_examples=args.max_examples, ensemble_sizes=args.ensemble_sizes,
         table=args.table, csv=args.csv, verbose=args.verbose, mirror=args.mirror)
     final = {k: results[k] for k in ("models", "crops", "num_examples", "top1_accuracy",

@@ -1,19 +1,85 @@
-"""`googlenet train`: flags from `config.TrainConfig`, work in `train.run`."""
+"""`googlenet train`: train GoogLeNet, then export it for TF Serving.
+
+Without flags it is the main job: the embedded digits with the
+embedded_digits recipe, then an export to saved_models/googlenet. With
+--data it starts from the paper's recipe (paper_imagenet). Every flag below
+overrides its recipe's value; the resolved configuration is written to
+OUTPUT_DIR/config.json with the recipe's name.
+"""
+import argparse
+import dataclasses
+import functools
 import json
 
 from keras_googlenet.train import config as config_lib
 
 
+def _recipe_defaults():
+    """{field: {recipe name: value}} for the named recipes' values."""
+    defaults = {}
+    for name in config_lib.RECIPES:
+        for key, value in config_lib.recipe_values(name).items():
+            defaults.setdefault(key, {})[name] = value
+    return defaults
+
+
+def _default_text(field, recipes):
+    if field.name in recipes:
+        values = recipes[field.name]
+        if len(set(map(repr, values.values()))) == 1:
+            return f"default: {_show(next(iter(values.values())))}"
+        return "default: " + ", ".join(f"{_show(v)} ({k})" for k, v in values.items())
+    if field.default is None or field.name == "recipe":
+        return ""
+    return f"default: {_show(field.default)}"
+
+
+def _show(value):
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return '""' if value == "" else str(value)
+
+
+def _flag_value(name, text):
+    try:
+        return config_lib.coerce(name, text)
+    except ValueError as e:
+        # argparse prints an ArgumentTypeError's message as it is.
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_arguments(parser):
-    config_lib.add_arguments(parser)
+    recipes = _recipe_defaults()
+    for field in dataclasses.fields(config_lib.TrainConfig):
+        name = field.name.replace("_", "-")
+        flag = "--config" if field.name == "recipe" else f"--{name}"
+        help_text = field.metadata["help"]
+        default = _default_text(field, recipes)
+        if default and "default:" not in help_text.lower():
+            help_text = f"{help_text}; {default}"
+        if config_lib.field_type(field) is bool:
+            group = parser.add_mutually_exclusive_group()
+            group.add_argument(flag, dest=field.name, action="store_const", const=True,
+                               default=None, help=help_text)
+            group.add_argument(f"--no-{name}", dest=field.name, action="store_const",
+                               const=False, default=None, help=argparse.SUPPRESS)
+            continue
+        choices = config_lib.field_choices(field)
+        parser.add_argument(flag, dest=field.name, default=None,
+                            type=functools.partial(_flag_value, field.name),
+                            choices=choices, help=help_text,
+                            metavar="{" + ",".join(map(str, choices)) + "}" if choices else None)
+    parser.epilog = ("Each on/off flag FLAG has its --no-FLAG (e.g. --no-aux-classifiers, "
+                     "--no-flip).")
 
 
 def run(args):
     # Validate every flag before importing TensorFlow or touching data.
-    config = config_lib.from_args(args)
-    from keras_googlenet.train import trainer as train
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_lib.TrainConfig)}
+    config = config_lib.build(values)
+    from keras_googlenet.train import trainer
 
-    results = train.run(config)
+    results = trainer.run(config)
     summary = {k: v for k, v in results.items() if k != "history"}
     print(json.dumps(summary, indent=2, default=str))
     return 0

@@ -10,11 +10,12 @@ import tensorflow as tf
 from keras.applications import imagenet_utils
 
 from keras_googlenet.data import image_header
+from keras_googlenet.models import contract
 
-# Caffe's bvlc_googlenet (the paper architecture whose weights issue 8 imports)
-# was trained on BGR images minus the ImageNet channel means, unscaled.
-DEFAULT_MODE = "caffe"
-MODES = ("caffe", "torch", "tf")
+# The modes and defaults are the model contract's (models/contract.py): Caffe's
+# bvlc_googlenet was trained on BGR images minus the ImageNet means, unscaled.
+DEFAULT_MODE = contract.DEFAULT_NORMALIZATION
+MODES = contract.NORMALIZATIONS
 
 
 def preprocess_input(x, data_format=None, mode=DEFAULT_MODE):
@@ -46,9 +47,7 @@ def preprocess_input(x, data_format=None, mode=DEFAULT_MODE):
 # runs eagerly, inside `tf.data.Dataset.map` and inside a `tf.function`
 # serving signature alike.
 # ---------------------------------------------------------------------------
-# ImageNet evaluation convention: resize the shorter side to 256 and take the
-# central 224x224 crop, i.e. keep 224/256 = 0.875 of the shorter side.
-DEFAULT_CROP_FRACTION = 0.875
+DEFAULT_CROP_FRACTION = contract.DEFAULT_CROP_FRACTION  # shorter side to 256, crop 224
 
 
 def decode_image(encoded, channels=3, max_pixels=image_header.DEFAULT_MAX_PIXELS):

@@ -25,7 +25,6 @@ the measured passes of its models (what running that ensemble costs).
 """
 import csv as csv_lib
 import dataclasses
-import json
 import os
 import time
 from typing import Callable, Optional
@@ -35,6 +34,8 @@ import tensorflow as tf
 
 from keras_googlenet.data import crops as crops_lib
 from keras_googlenet.data import preprocessing
+from keras_googlenet.inference import loader
+from keras_googlenet.models import contract as contract_lib
 
 AUTO = "auto"
 DEFAULT_CROPS_PER_BATCH = 288
@@ -54,12 +55,15 @@ class Predictor:
             returns `(N, classes)` softmax probabilities (a tensor or array).
         image_size: `S`, the crop side the model takes.
         classes: number of classes, or None if unknown until the first call.
+        crop_fraction: the centre-crop fraction the model's contract names,
+            or None.
     """
 
     name: str
     fn: Callable
     image_size: int
     classes: Optional[int] = None
+    crop_fraction: Optional[float] = None
     # Keeps a loaded SavedModel alive: its functions only hold weak
     # references to their variables.
     owner: object = dataclasses.field(default=None, repr=False)
@@ -69,30 +73,11 @@ class Predictor:
 
 
 def _check_normalization(normalization):
-    if normalization in (None, "none"):
-        return None
-    if normalization not in preprocessing.MODES:
-        raise ValueError(
-            f"`normalization` must be one of {preprocessing.MODES}, 'none', None or "
-            f"'auto'. Received: normalization={normalization!r}"
-        )
-    return normalization
-
-
-def _config_normalization(path):
-    """The `normalization` of the `config.json` the trainer writes next to a
-    `.keras` file, or None when there is none."""
-    config_path = os.path.join(os.path.dirname(os.path.abspath(path)), "config.json")
-    try:
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return config.get("normalization") if isinstance(config, dict) else None
+    return contract_lib.check_normalization(None if normalization == "none" else normalization)
 
 
 def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_MODE,
-                    logits=None, name=None):
+                    logits=None, name=None, crop_fraction=None):
     """A `Predictor` for a Keras classifier taking normalised images.
 
     Args:
@@ -116,7 +101,7 @@ def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_
         raise ValueError(
             f"The model takes {fixed[0]}x{fixed[1]} inputs but image_size={image_size}.")
     if logits is None:
-        activation = export._output_activation(net)
+        activation = export.output_activation(net)
         if activation not in ("softmax", "linear"):
             raise ValueError(
                 "Probabilities are averaged: the model must end in softmax or logits "
@@ -130,7 +115,8 @@ def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_
                           tf.float32)
         return tf.nn.softmax(outputs) if logits else outputs
 
-    return Predictor(name or net.name, fn, image_size, int(net.output.shape[-1]))
+    return Predictor(name or net.name, fn, image_size, int(net.output.shape[-1]),
+                     crop_fraction=crop_fraction)
 
 
 def _saved_model_predictor(path, image_size, normalization, logits, name):
@@ -217,9 +203,9 @@ def load_predictor(model, image_size=None, normalization=AUTO, logits=None, name
             one-input `serving_default` signature taking normalised images, and
             `image_size`.
         image_size: crop side (default: the model's input size, or 224).
-        normalization: `"auto"` (the `normalization` in a `config.json` next
-            to a `.keras` file, as `googlenet train` writes, else "caffe"),
-            a `preprocess_input` mode, or None / "none" for [0, 255] inputs.
+        normalization: `"auto"` (what a `.keras` file's contract says, see
+            `keras_googlenet.load_model`; "caffe" for an in-memory model), a
+            `preprocess_input` mode, or None / "none" for [0, 255] inputs.
             Ignored for keras_googlenet exports (they carry theirs).
         logits: whether outputs are logits; None decides (output activation
             for Keras models; for a foreign SavedModel, rows that are not
@@ -230,19 +216,15 @@ def load_predictor(model, image_size=None, normalization=AUTO, logits=None, name
         return model
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
-        if normalization == AUTO:
-            normalization = _config_normalization(path) if path.endswith(".keras") else None
-            normalization = normalization or preprocessing.DEFAULT_MODE
         if os.path.isdir(path):
+            if normalization == AUTO:
+                normalization = preprocessing.DEFAULT_MODE
             return _saved_model_predictor(path, image_size, normalization, logits, name)
         if path.endswith(".keras") and os.path.isfile(path):
-            import keras
-
-            import keras_googlenet.models.layers  # noqa: F401  (registers the custom layer)
-
-            loaded = keras.models.load_model(path, compile=False)
-            label = name or path
-            return keras_predictor(loaded, image_size, normalization, logits, name=label)
+            loaded, contract = loader.load_model(path, normalization=normalization,
+                                                 image_size=image_size)
+            return keras_predictor(loaded, contract.image_size, contract.normalization, logits,
+                                   name=name or path, crop_fraction=contract.crop_fraction)
         raise FileNotFoundError(f"No .keras file or SavedModel directory at {path!r}.")
     if normalization == AUTO:
         normalization = preprocessing.DEFAULT_MODE
@@ -432,8 +414,7 @@ def _check_classes(predictors, models, num_classes, data_name):
 
 def evaluate(models, data="embedded", split="validation", crops=1, image_size=None,
              normalization=AUTO, logits=None, data_dir=None, batch_size=None,
-             crops_per_batch=DEFAULT_CROPS_PER_BATCH,
-             crop_fraction=preprocessing.DEFAULT_CROP_FRACTION, top_k=DEFAULT_TOP_K,
+             crops_per_batch=DEFAULT_CROPS_PER_BATCH, crop_fraction=None, top_k=DEFAULT_TOP_K,
              max_examples=None, class_names=None, ensemble_sizes=None, table=None, csv=None,
              names=None, verbose=1, mirror=True):
     """Evaluates a model or an ensemble with the paper's multi-crop protocol.
@@ -456,7 +437,8 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
         batch_size: images per model call (default: `crops_per_batch //
             crops`, at least 1).
         crops_per_batch: target crops per model call (bounds memory).
-        crop_fraction: 1- and 10-crop centre fraction (0.875: 224 of 256).
+        crop_fraction: 1- and 10-crop centre fraction; default: the first
+            model's contract, else 0.875 (224 of 256).
         top_k: k values of the top-k metrics (capped at the class count).
         max_examples: evaluate only the first N images.
         class_names: names for per-class accuracy (default: the source's).
@@ -495,6 +477,8 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
     predictors = [load_predictor(model, image_size, mode, logits, label)
                   for model, mode, label in zip(model_list, normalizations, labels_for)]
     image_size = predictors[0].image_size
+    if crop_fraction is None:
+        crop_fraction = predictors[0].crop_fraction or contract_lib.DEFAULT_CROP_FRACTION
     for predictor in predictors[1:]:
         if predictor.image_size != image_size:
             raise ValueError(

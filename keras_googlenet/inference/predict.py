@@ -12,8 +12,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_googlenet.serving import export
 from keras_googlenet.data import preprocessing
+from keras_googlenet.inference import loader
+from keras_googlenet.models import contract as contract_lib
+from keras_googlenet.serving import export
 
 
 def resolve_saved_model_dir(path):
@@ -65,7 +67,8 @@ def _predict_saved_model(export_dir, paths, top, image_size):
             )
     loaded = tf.saved_model.load(export_dir)
     serve = loaded.signatures[export.DEFAULT_SIGNATURE]
-    names = export.read_class_names(os.path.join(export_dir, "assets", export.CLASS_NAMES_ASSET))
+    names = contract_lib.read_class_names(
+        os.path.join(export_dir, "assets", export.CLASS_NAMES_ASSET))
     results = []
     # One request per file, so that a bad file is named in the error.
     for path in paths:
@@ -77,19 +80,20 @@ def _predict_saved_model(export_dir, paths, top, image_size):
     return results
 
 
-def _predict_keras(model, paths, top, image_size, normalization, class_names):
+def _predict_keras(model, paths, top, image_size, normalization, class_names,
+                   crop_fraction=preprocessing.DEFAULT_CROP_FRACTION):
     net, _ = export.serving_model(model)  # EMA weights, auxiliary heads dropped
     fixed = tuple(net.input_shape[1:3])
     if image_size is None:
         image_size = fixed[0] if None not in fixed else 224
     classes = int(net.output.shape[-1])
-    names = export.resolve_class_names(class_names, classes)
-    logits = export._output_activation(net) == "linear"
+    names = contract_lib.resolve_class_names(class_names, classes)
+    logits = export.output_activation(net) == "linear"
     results = []
     for path in paths:
         try:
             image = preprocessing.eval_preprocess(
-                preprocessing.decode_image(tf.constant(_read(path))), image_size)
+                preprocessing.decode_image(tf.constant(_read(path))), image_size, crop_fraction)
         except tf.errors.InvalidArgumentError as error:
             raise ValueError(f"{path}: could not decode the image: {_reason(error)}") from None
         outputs = net(preprocessing.normalize(image[None], normalization), training=False)
@@ -99,8 +103,8 @@ def _predict_keras(model, paths, top, image_size, normalization, class_names):
     return results
 
 
-def predict_files(model_or_path, paths, top=5, image_size=None,
-                  normalization=preprocessing.DEFAULT_MODE, class_names=None, verbose=True):
+def predict_files(model_or_path, paths, top=5, image_size=None, normalization="auto",
+                  class_names=None, verbose=True):
     """Classifies image files and prints their top classes.
 
     Args:
@@ -110,10 +114,12 @@ def predict_files(model_or_path, paths, top=5, image_size=None,
         top: how many classes per image (capped at the number of classes).
         image_size: crop size for a Keras model (default: its input size, or
             224); for a SavedModel it must be None or the exported size.
-        normalization: `preprocess_input` mode of a Keras model (a
-            SavedModel carries its own).
-        class_names: names for a Keras model (default: ImageNet for 1000
-            classes, else "0".."N-1"); a SavedModel carries its own.
+        normalization: `preprocess_input` mode of a Keras model: "auto" (what
+            a `.keras` file's contract says; "caffe" for an in-memory model),
+            a mode, or None/"none". A SavedModel carries its own.
+        class_names: names for a Keras model (default: what a `.keras`
+            file's contract says, else ImageNet for 1000 classes, else
+            "0".."N-1"); a SavedModel carries its own.
         verbose: print the results.
 
     Returns:
@@ -131,20 +137,21 @@ def predict_files(model_or_path, paths, top=5, image_size=None,
             results = _predict_saved_model(resolve_saved_model_dir(location), paths, top,
                                            image_size)
         elif location.endswith(".keras") and os.path.isfile(location):
-            import keras
-
-            import keras_googlenet.models.layers  # noqa: F401  (registers the custom layer)
-
-            model = keras.models.load_model(location)
-            results = _predict_keras(model, paths, top, image_size, normalization, class_names)
+            model, contract = loader.load_model(location, normalization=normalization,
+                                                image_size=image_size, class_names=class_names)
+            results = _predict_keras(model, paths, top, contract.image_size,
+                                     contract.normalization, contract.class_names,
+                                     contract.crop_fraction)
         else:
             raise ValueError(
                 "`model_or_path` must be a keras.Model, a .keras file or a SavedModel / "
                 f"TF Serving directory. Received: {location!r}"
             )
     else:
-        results = _predict_keras(model_or_path, paths, top, image_size, normalization,
-                                 class_names)
+        if normalization == "auto":
+            normalization = contract_lib.DEFAULT_NORMALIZATION
+        results = _predict_keras(model_or_path, paths, top, image_size,
+                                 None if normalization == "none" else normalization, class_names)
     if verbose:
         print(format_predictions(results))
     return results
@@ -158,29 +165,3 @@ def format_predictions(results):
         lines.extend(f"  {rank}. {name:<30} {score:.4f}"
                      for rank, (name, score) in enumerate(predictions, 1))
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# Command line: `googlenet predict`.
-# ---------------------------------------------------------------------------
-def add_arguments(parser):
-    """Adds the `googlenet predict` arguments to an argparse parser."""
-    parser.add_argument("images", nargs="+", help="image files")
-    parser.add_argument("--model", required=True,
-                        help="SavedModel directory, TF Serving base directory or .keras file")
-    parser.add_argument("--top", type=int, default=5, help="classes shown per image")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="crop size for a .keras model (default: its input size)")
-    parser.add_argument("--normalization", default=preprocessing.DEFAULT_MODE,
-                        choices=[*preprocessing.MODES, "none"],
-                        help="preprocess_input mode of a .keras model")
-    parser.add_argument("--class-names", default=None,
-                        help="class names file for a .keras model (one per line)")
-    return parser
-
-
-def run(args):
-    """Runs `googlenet predict` from parsed `args`; returns the results."""
-    normalization = None if args.normalization == "none" else args.normalization
-    return predict_files(args.model, args.images, top=args.top, image_size=args.image_size,
-                         normalization=normalization, class_names=args.class_names)

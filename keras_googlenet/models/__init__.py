@@ -1,14 +1,28 @@
-"""The model: Table 1 as data, the layers, GoogLeNet and its presets.
+"""The model: Table 1 as data, the layers, GoogLeNet, its presets and the
+preprocessing contract a saved model carries.
 
-Importing this package imports Keras but not TensorFlow: the model builds
-and runs on any Keras 3 backend.
+Nothing here imports TensorFlow: the model builds and runs on any Keras 3
+backend. Names are resolved lazily, so that `keras_googlenet.models.contract`
+(used by `googlenet --help`) does not import Keras either.
 """
-from keras_googlenet.models.googlenet import (OUTPUT_NAME, GoogLeNet, feature_model,
-                                              has_aux_classifiers, inference_model)
-from keras_googlenet.models.layers import LocalResponseNormalization
-from keras_googlenet.models.presets import BVLC_CONFIG, TORCHVISION_CONFIG
+import importlib
 
-__all__ = [
-    "BVLC_CONFIG", "OUTPUT_NAME", "TORCHVISION_CONFIG", "GoogLeNet",
-    "LocalResponseNormalization", "feature_model", "has_aux_classifiers", "inference_model",
-]
+_API = {
+    "OUTPUT_NAME": "googlenet", "GoogLeNet": "googlenet", "feature_model": "googlenet",
+    "has_aux_classifiers": "googlenet", "inference_model": "googlenet",
+    "LocalResponseNormalization": "layers",
+    "BVLC_CONFIG": "presets", "TORCHVISION_CONFIG": "presets",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        value = getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

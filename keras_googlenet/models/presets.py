@@ -32,3 +32,8 @@ ONNX_FILENAMES = (
 ONNX_SHA256 = {}
 ONNX_SHA256_ENV = "KERAS_GOOGLENET_ONNX_SHA256"
 WEIGHTS_DIR_ENV = "KERAS_GOOGLENET_WEIGHTS_DIR"
+
+# The `preprocess_input` mode each published set expects (written into a
+# converted `.keras` file's contract): Caffe's BGR minus the means, and
+# torchvision's transform_input, which is exactly RGB scaled to [-1, 1].
+NORMALIZATION = {"bvlc": "caffe", "torchvision": "tf"}

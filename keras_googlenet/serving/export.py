@@ -54,10 +54,9 @@ import warnings
 import keras
 import tensorflow as tf
 
-from keras_googlenet.data import imagenet
-from keras_googlenet.data import preprocessing
+from keras_googlenet.data import image_header, preprocessing
+from keras_googlenet.models import contract
 from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
-from keras_googlenet.data import image_header
 
 CLASS_NAMES_ASSET = "class_names.txt"
 EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
@@ -298,51 +297,11 @@ def serving_model(model, use_ema=True, optimizer=None):
     return clone, True
 
 
-def _output_activation(model):
+def output_activation(model):
+    """The activation of the main classifier: "softmax", or "linear" for logits."""
     layer = next((l for l in model.layers if l.name == OUTPUT_NAME), model.layers[-1])
     activation = getattr(layer, "activation", None)
     return getattr(activation, "__name__", "linear")
-
-
-# ---------------------------------------------------------------------------
-# Class names.
-# ---------------------------------------------------------------------------
-def read_class_names(path):
-    """Reads class names, one per line (a trailing newline is ignored)."""
-    with open(path, encoding="utf-8") as f:
-        return f.read().splitlines()
-
-
-def resolve_class_names(class_names, classes):
-    """Validated class names for a `classes`-way classifier.
-
-    Args:
-        class_names: None (ImageNet names for 1000 classes, else "0".."N-1"),
-            a sequence of strings, or the path of a text file with one name
-            per line.
-        classes: the number of outputs of the model.
-
-    Returns:
-        A list of `classes` strings.
-    """
-    if class_names is None:
-        return imagenet.class_names() if classes == 1000 else [str(i) for i in range(classes)]
-    if isinstance(class_names, (str, os.PathLike)):
-        class_names = read_class_names(class_names)
-    names = list(class_names)
-    if len(names) != classes:
-        raise ValueError(
-            f"The model has {classes} classes but {len(names)} class names were "
-            f"given (first ones: {names[:3]})."
-        )
-    for i, name in enumerate(names):
-        # One name per line in the asset: a newline would shift every label.
-        if not isinstance(name, str) or not name or "\n" in name or "\r" in name:
-            raise ValueError(
-                "Class names must be non-empty strings without line breaks. "
-                f"Received: class_names[{i}]={name!r}"
-            )
-    return names
 
 
 # ---------------------------------------------------------------------------
@@ -440,7 +399,7 @@ class GoogLeNetServing(tf.Module):
         self._classes = int(model.output.shape[-1])
         self._top_k = min(top_k, self._classes)
         self._max_pixels = max_pixels
-        activation = _output_activation(model)
+        activation = output_activation(model)
         if activation not in ("softmax", "linear"):
             raise ValueError(
                 "The exported `probabilities` are a softmax: the model must end "
@@ -650,7 +609,7 @@ def export_saved_model(
     net, used_ema = serving_model(model, use_ema=use_ema, optimizer=optimizer)
     image_size = _resolve_image_size(net, image_size)
     classes = int(net.output.shape[-1])
-    names = resolve_class_names(class_names, classes)
+    names = contract.resolve_class_names(class_names, classes)
 
     base_dir = os.fspath(base_dir)
     os.makedirs(base_dir, exist_ok=True)
@@ -700,66 +659,3 @@ def read_export_info(export_dir):
     """The `assets.extra/export_info.json` of an export (image size, EMA, ...)."""
     with open(os.path.join(export_dir, EXPORT_INFO_FILE), encoding="utf-8") as f:
         return json.load(f)
-
-
-# ---------------------------------------------------------------------------
-# Command line: `googlenet export`.
-# ---------------------------------------------------------------------------
-def add_arguments(parser):
-    """Adds the `googlenet export` arguments to an argparse parser."""
-    parser.add_argument("--model", required=True, help="trained model (.keras file)")
-    parser.add_argument("--base-dir", required=True,
-                        help="TF Serving model base directory, e.g. saved_models/googlenet")
-    parser.add_argument("--version", type=int, default=None,
-                        help="version number (default: one more than the highest existing)")
-    parser.add_argument("--class-names", default=None,
-                        help="text file with one class name per line (default: ImageNet "
-                             "names for 1000 classes, else 0..N-1)")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="crop size (default: the model's input size, or 224)")
-    parser.add_argument("--normalization", default=preprocessing.DEFAULT_MODE,
-                        choices=[*preprocessing.MODES, "none"],
-                        help="preprocess_input mode used in training")
-    parser.add_argument("--no-ema", action="store_true",
-                        help="export the raw weights even if the optimizer keeps EMA averages")
-    parser.add_argument("--tflite", action="store_true",
-                        help="also write float32 and dynamic-range quantised .tflite files")
-    parser.add_argument("--onnx", action="store_true", help="also write a .onnx file")
-    parser.add_argument("--converted-dir", default=None,
-                        help="where --tflite/--onnx files go (default: <base-dir>_converted/"
-                             "<version>, outside the directory TF Serving watches)")
-    return parser
-
-
-def run(args):
-    """Runs `googlenet export` from parsed `args`; returns the written paths."""
-    import keras_googlenet.models.layers  # noqa: F401  (registers the custom layer)
-
-    model = keras.models.load_model(args.model)
-    normalization = None if args.normalization == "none" else args.normalization
-    path = export_saved_model(
-        model, args.base_dir, version=args.version, class_names=args.class_names,
-        image_size=args.image_size, normalization=normalization, use_ema=not args.no_ema,
-    )
-    print(f"SavedModel written to {path}")
-    written = {"saved_model": path}
-    if args.tflite or args.onnx:
-        from keras_googlenet.serving import convert
-
-        info = read_export_info(path)
-        out_dir = args.converted_dir or os.path.join(
-            os.path.normpath(args.base_dir) + "_converted", os.path.basename(path))
-        os.makedirs(out_dir, exist_ok=True)
-        kwargs = dict(image_size=info["image_size"], use_ema=not args.no_ema)
-        if args.tflite:
-            for quantize in (None, "dynamic_range"):
-                suffix = "" if quantize is None else f"_{quantize}"
-                target = os.path.join(out_dir, f"googlenet{suffix}.tflite")
-                written[f"tflite{suffix}"] = convert.to_tflite(model, target, quantize=quantize,
-                                                               **kwargs)
-                print(f"TFLite model written to {target}")
-        if args.onnx:
-            target = os.path.join(out_dir, "googlenet.onnx")
-            written["onnx"] = convert.to_onnx(model, target, **kwargs)
-            print(f"ONNX model written to {target}")
-    return written

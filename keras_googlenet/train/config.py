@@ -1,109 +1,124 @@
 """The training configuration: every flag of `googlenet train`, defined once.
 
 `TrainConfig` fields are the command-line flags (`--learning-rate` for
-`learning_rate`) and the keys of the optional JSON config file. Defaults
-depend on the data: the paper's recipe for real datasets, a short recipe for
-the embedded digits (the main job). Explicit values always win.
+`learning_rate`), with their help as field metadata, and the keys of the
+recipe files. Unset values come from a named recipe, a JSON file of
+`keras_googlenet/configs/` (`--config paper_imagenet`, `--config
+embedded_digits`) or a user's JSON file; explicit flags always win. Nothing
+here imports TensorFlow: `googlenet train --help` reads this module.
 """
-import argparse
 import dataclasses
-import functools
+import importlib.resources
 import json
 import math
+import os
 import typing
 from typing import Optional
 
-from keras_googlenet.train import distribute
-from keras_googlenet.data import preprocessing
-from keras_googlenet.train import recipe
+from keras_googlenet.models import contract
 
-# The paper's recipe where the paper gives it (SGD momentum 0.9, x0.96 every
-# 8 epochs, Polyak averaging, aux weight 0.3, dropout 0.4/0.7); the rest from
-# Caffe's bvlc_googlenet solver (lr 0.01 at batch 32, weight decay 2e-4,
-# about 60 epochs).
-PAPER_DEFAULTS = dict(
-    image_size=224, batch_size=32, epochs=60, learning_rate=0.01, schedule="paper",
-    warmup_epochs=0.0, batch_norm=False, min_crop_area=0.08, flip=True,
-    weight_decay=2e-4, ema_momentum=0.9999,
-)
-# The embedded digits (1437 training images of 32x32): a small resolution,
-# batch norm and a short averaging horizon reach >90% in minutes on 2 CPU
-# cores. Deviations from the paper, each for a reason:
-# - batch_norm: the paper variant learns slowly from scratch (65% after 8
-#   epochs here), the BN variant reaches >90% in a few.
-# - flip off: a mirrored digit is another glyph.
-# - min_crop_area 0.25: an 8% crop of a 32x32 digit is a blob.
-EMBEDDED_DEFAULTS = dict(
-    image_size=80, batch_size=32, epochs=12, learning_rate=0.02, schedule="cosine",
-    warmup_epochs=1.0, batch_norm=True, min_crop_area=0.25, flip=False,
-    weight_decay=5e-5, ema_momentum=0.99,
-)
+SCHEDULES = ("paper", "cosine", "constant")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+RECIPES = ("paper_imagenet", "embedded_digits")
+# Without --data, `googlenet train` is the main job on the embedded digits;
+# with --data, the paper's recipe is the one to start from.
+RECIPE_WITHOUT_DATA = "embedded_digits"
+RECIPE_WITH_DATA = "paper_imagenet"
+_RECIPE_ONLY_KEYS = ("description", "base")
+
+
+def _field(default, help_text, choices=None):
+    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Configuration of `googlenet train` (see README for each flag)."""
+    """Configuration of `googlenet train`; see each field's help."""
 
-    data: str = "embedded"
-    data_dir: Optional[str] = None
-    train_split: str = "train"
-    val_split: Optional[str] = "validation"
-    num_classes: Optional[int] = dataclasses.field(default=None, metadata={"help": (
+    recipe: Optional[str] = _field(None, (
+        "the recipe whose values fill every flag not given: a name (paper_imagenet, "
+        "embedded_digits) or a JSON file of flag values (its \"base\" key names the recipe "
+        "under it); default: embedded_digits without --data, paper_imagenet with it"))
+    data: Optional[str] = _field(None, (
+        'training data: "embedded" (the bundled digits), "tfds:NAME", "folder:PATH" (one '
+        'sub-folder per class) or "tfrecord:GLOB"'))
+    data_dir: Optional[str] = _field(None, "TFDS data directory; default: TFDS's own")
+    train_split: str = _field("train", "split to train on")
+    val_split: Optional[str] = _field("validation", "split to validate on")
+    num_classes: Optional[int] = _field(None, (
         "TFRecord data only: the number of classes; every label is read before training "
         "and one outside [0, N) after --label-offset is refused, naming its file. "
-        "Default: inferred from the largest label, with the count per label logged")})
-    label_offset: int = dataclasses.field(default=0, metadata={"help": (
+        "Default: inferred from the largest label, with the count per label logged"))
+    label_offset: int = _field(0, (
         "TFRecord data only: added to each stored label, e.g. -1 for TF-slim's 1-based "
-        "labels. Default: 0")})
-    holdout_fraction: float = dataclasses.field(default=0.1, metadata={"help": (
-        "Folder data without a <val-split> sub-folder: fraction of each class held out "
-        "for validation (at least one image per class); 0 validates on the training "
-        "images. Default: 0.1")})
-    holdout_seed: int = dataclasses.field(default=0, metadata={"help": (
-        "Seed of the hold-out draw (kept apart from --seed so that runs with different "
-        "seeds validate on the same images). Default: 0")})
-    image_size: Optional[int] = None
-    batch_size: Optional[int] = None  # per replica; global = x replicas
-    epochs: Optional[int] = None
-    steps_per_epoch: Optional[int] = None
-    learning_rate: Optional[float] = None  # for the global batch
-    schedule: Optional[str] = None
-    warmup_epochs: Optional[float] = None
-    decay_rate: float = 0.96
-    decay_epochs: float = 8.0
-    momentum: float = 0.9
-    weight_decay: Optional[float] = None
-    ema_momentum: Optional[float] = None  # 0 disables Polyak averaging
-    label_smoothing: float = 0.0
-    aux_classifiers: bool = True
-    aux_weight: float = 0.3
-    batch_norm: Optional[bool] = None
-    dropout_rate: float = 0.4
-    aux_dropout_rate: float = 0.7
-    kernel_5x5: int = 5
-    min_crop_area: Optional[float] = None
-    flip: Optional[bool] = None
-    photometric: bool = True
-    normalization: str = preprocessing.DEFAULT_MODE
-    cache: bool = True
-    precision: str = "auto"
-    jit_compile: bool = False
-    strategy: str = "auto"
-    seed: int = 1
-    deterministic: bool = False
-    init_weights: Optional[str] = None
-    output_dir: str = "runs/googlenet"
-    save_freq: int = 100
-    export_dir: Optional[str] = "saved_models/googlenet"
-    verbose: int = 1
+        "labels"))
+    holdout_fraction: float = _field(0.1, (
+        "folder data without a <val-split> sub-folder: fraction of each class held out "
+        "for validation (at least one image per class); 0 validates on the training images"))
+    holdout_seed: int = _field(0, (
+        "seed of the hold-out draw (apart from --seed, so that runs with different seeds "
+        "validate on the same images)"))
+    image_size: Optional[int] = _field(None, "input side in pixels (square crops)")
+    batch_size: Optional[int] = _field(None, "images per step and replica")
+    epochs: Optional[int] = _field(None, "epochs to train")
+    steps_per_epoch: Optional[int] = _field(None, "steps per epoch; default: one pass over "
+                                                  "the training data")
+    learning_rate: Optional[float] = _field(None, "peak learning rate for the global batch")
+    schedule: Optional[str] = _field(None, (
+        "learning-rate schedule: paper (x0.96 every --decay-epochs), cosine, constant"),
+        SCHEDULES)
+    warmup_epochs: Optional[float] = _field(None, "linear warm-up from 0, in epochs")
+    decay_rate: float = _field(0.96, "paper schedule: factor per --decay-epochs")
+    decay_epochs: float = _field(8.0, "paper schedule: epochs between decays")
+    momentum: float = _field(0.9, "SGD momentum")
+    weight_decay: Optional[float] = _field(None, "L2 weight decay of the convolution and "
+                                                 "dense kernels")
+    ema_momentum: Optional[float] = _field(None, (
+        "Polyak averaging of the weights (the paper's), used for validation and export; "
+        "0 turns it off"))
+    label_smoothing: float = _field(0.0, "label smoothing of the loss")
+    aux_classifiers: bool = _field(True, "train with the two auxiliary heads (the paper's)")
+    aux_weight: float = _field(0.3, "loss weight of each auxiliary head (the paper: 0.3)")
+    batch_norm: Optional[bool] = _field(None, "batch norm after every convolution instead "
+                                              "of LRN (the TF-slim / torchvision variant)")
+    dropout_rate: float = _field(0.4, "dropout before the classifier (the paper: 0.4)")
+    aux_dropout_rate: float = _field(0.7, "dropout in the auxiliary heads (the paper: 0.7)")
+    kernel_5x5: int = _field(5, "kernel of the \"5x5\" branch: 5 (the paper) or 3 "
+                                "(torchvision)", (3, 5))
+    min_crop_area: Optional[float] = _field(None, "smallest random crop, as a fraction of "
+                                                  "the image area (the paper: 0.08)")
+    flip: Optional[bool] = _field(None, "random horizontal flips")
+    photometric: bool = _field(True, "the paper's photometric distortions")
+    normalization: str = _field(contract.DEFAULT_NORMALIZATION, (
+        "preprocess_input mode the model is trained with; stored in model.keras"),
+        contract.NORMALIZATIONS)
+    cache: bool = _field(True, "cache decoded images in memory")
+    precision: str = _field("auto", (
+        "compute precision; auto = mixed_bfloat16 on CPUs with AVX512_BF16/AMX and TPUs, "
+        "mixed_float16 on GPUs, else float32"), PRECISIONS)
+    jit_compile: bool = _field(False, "XLA-compile the training step")
+    strategy: str = _field("auto", (
+        "distribution: auto = mirrored on several GPUs, multi_worker when TF_CONFIG is set, "
+        "else one_device"), STRATEGIES)
+    seed: int = _field(1, "random seed: the same seed gives the same run")
+    deterministic: bool = _field(False, "deterministic ops (slower; exact reruns)")
+    init_weights: Optional[str] = _field(None, "weights to start from: a .weights.h5, "
+                                               ".onnx, .pth or \"imagenet\"; default: random "
+                                               "initialisation")
+    output_dir: str = _field("runs/googlenet", "directory for checkpoints, logs, curves, "
+                                               "config.json, results.json and model.keras")
+    save_freq: int = _field(100, "steps between checkpoints")
+    export_dir: Optional[str] = _field("saved_models/googlenet", (
+        "TF Serving base directory to export to at the end; an empty string skips export"))
+    verbose: int = _field(1, "Keras progress output: 0 silent, 1 bar, 2 a line per epoch",
+                          (0, 1, 2))
 
     def resolved(self):
-        """A copy with every None default filled in from the data's recipe."""
-        defaults = EMBEDDED_DEFAULTS if self.data == "embedded" else PAPER_DEFAULTS
-        values = dataclasses.asdict(self)
-        for key, value in defaults.items():
-            if values[key] is None:
-                values[key] = value
+        """A copy with every None filled in from the recipe, validated."""
+        values = recipe_values(self.recipe or default_recipe(self.data))
+        values.update({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
+        values["recipe"] = self.recipe or default_recipe(self.data)
         config = TrainConfig(**values)
         config.validate()
         return config
@@ -118,7 +133,7 @@ class TrainConfig:
         # false) and only show up as a diverged run.
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if _field_type(field) is float and value is not None and not math.isfinite(value):
+            if field_type(field) is float and value is not None and not math.isfinite(value):
                 bad(field.name, "a finite number")
         for name in ("image_size", "batch_size", "epochs", "save_freq"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
@@ -131,8 +146,8 @@ class TrainConfig:
             bad("image_size", "at least 32")
         if self.learning_rate is not None and not self.learning_rate > 0:
             bad("learning_rate", "positive")
-        if self.schedule is not None and self.schedule not in recipe.SCHEDULES:
-            bad("schedule", f"one of {recipe.SCHEDULES}")
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            bad("schedule", f"one of {SCHEDULES}")
         if self.warmup_epochs is not None and self.warmup_epochs < 0:
             bad("warmup_epochs", ">= 0")
         if not 0 < self.decay_rate <= 1:
@@ -156,18 +171,18 @@ class TrainConfig:
             bad("kernel_5x5", "5 (the paper) or 3 (torchvision)")
         if self.min_crop_area is not None and not 0 < self.min_crop_area <= 1:
             bad("min_crop_area", "in (0, 1]")
-        if self.normalization not in preprocessing.MODES:
-            bad("normalization", f"one of {preprocessing.MODES}")
-        if self.precision not in distribute.PRECISIONS:
-            bad("precision", f"one of {distribute.PRECISIONS}")
-        if self.strategy not in distribute.STRATEGIES:
-            bad("strategy", f"one of {distribute.STRATEGIES}")
+        if self.normalization not in contract.NORMALIZATIONS:
+            bad("normalization", f"one of {contract.NORMALIZATIONS}")
+        if self.precision not in PRECISIONS:
+            bad("precision", f"one of {PRECISIONS}")
+        if self.strategy not in STRATEGIES:
+            bad("strategy", f"one of {STRATEGIES}")
         if self.verbose not in (0, 1, 2):
             bad("verbose", "0, 1 or 2")
         if self.num_classes is not None and self.num_classes < 2:
             bad("num_classes", "at least 2 (a classifier needs two classes)")
         if ((self.num_classes is not None or self.label_offset)
-                and not self.data.startswith("tfrecord:")):
+                and not (self.data or "").startswith("tfrecord:")):
             raise ValueError("--num-classes and --label-offset apply to TFRecord data "
                              "(--data tfrecord:GLOB); the other kinds know their classes. "
                              f"Received: data={self.data!r}")
@@ -175,7 +190,8 @@ class TrainConfig:
             bad("holdout_fraction", "in [0, 1) (0 validates on the training images)")
 
 
-def _field_type(field):
+def field_type(field):
+    """The field's type (`int`, `float`, `str`, `bool`) without Optional."""
     hint = typing.get_type_hints(TrainConfig)[field.name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     return args[0] if args else hint
@@ -188,7 +204,7 @@ def coerce(name, value):
         raise ValueError(f"Unknown configuration key {name!r}. Known keys: {sorted(fields)}")
     if value is None:
         return None
-    kind = _field_type(fields[name])
+    kind = field_type(fields[name])
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -205,8 +221,25 @@ def coerce(name, value):
         ) from None
 
 
+def default_recipe(data):
+    """The recipe used when --config is not given."""
+    return RECIPE_WITH_DATA if data else RECIPE_WITHOUT_DATA
+
+
+def recipe_file(name_or_path):
+    """The JSON file of a recipe name (`configs/NAME.json`) or path."""
+    text = os.fspath(name_or_path)
+    if text in RECIPES:
+        return str(importlib.resources.files("keras_googlenet.configs").joinpath(f"{text}.json"))
+    if not (text.endswith(".json") or os.sep in text):
+        raise ValueError(f"Unknown recipe. Expected one of {RECIPES} or a path to a JSON file. "
+                         f"Received: --config={text!r}")
+    return text
+
+
 def load_config_file(path):
-    """Reads a JSON config file whose keys are `TrainConfig` fields."""
+    """The values of a recipe file: `TrainConfig` keys (dashes or underscores)
+    checked and converted, plus its "base" recipe, if any."""
     try:
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
@@ -216,40 +249,40 @@ def load_config_file(path):
         raise ValueError(f"Config file {path!r} is not valid JSON: {e}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"Config file {path!r} must hold a JSON object of flag names.")
-    return {k.replace("-", "_"): coerce(k.replace("-", "_"), v) for k, v in raw.items()}
+    values = {}
+    for key, value in raw.items():
+        key = key.replace("-", "_")
+        if key == "base":
+            values[key] = value
+        elif key not in _RECIPE_ONLY_KEYS:
+            values[key] = coerce(key, value)
+    return values
 
 
-def add_arguments(parser):
-    """Adds one flag per `TrainConfig` field (and --config) to `parser`."""
-    parser.add_argument("--config", help="JSON file of flag values; flags given here win.")
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        kind = _field_type(field)
-        if kind is bool:
-            group = parser.add_mutually_exclusive_group()
-            group.add_argument(flag, dest=field.name, action="store_const", const=True,
-                               default=None)
-            group.add_argument("--no-" + field.name.replace("_", "-"), dest=field.name,
-                               action="store_const", const=False, default=None)
-        else:
-            parser.add_argument(flag, dest=field.name, default=None,
-                                type=functools.partial(_flag_value, field.name),
-                                help=field.metadata.get("help", f"default: {field.default!r}"))
+def recipe_values(name_or_path, _seen=()):
+    """Every value a recipe sets, following its "base" chain (a user file
+    without one builds on the default recipe for its data)."""
+    path = recipe_file(name_or_path)
+    if path in _seen:
+        raise ValueError(f"Recipe {name_or_path!r} is its own base.")
+    values = load_config_file(path)
+    base = values.pop("base", None)
+    if base is None and os.fspath(name_or_path) not in RECIPES:
+        base = default_recipe(values.get("data"))
+    if base is None:
+        return values
+    merged = recipe_values(base, _seen + (path,))
+    merged.update(values)
+    return merged
 
 
-def _flag_value(name, value):
-    try:
-        return coerce(name, value)
-    except ValueError as e:
-        # argparse prints an ArgumentTypeError's message as it is.
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def from_args(args):
-    """The `TrainConfig` of parsed flags over an optional config file."""
-    values = load_config_file(args.config) if getattr(args, "config", None) else {}
-    for field in dataclasses.fields(TrainConfig):
-        value = getattr(args, field.name, None)
-        if value is not None:
-            values[field.name] = value
+def build(flags, recipe=None):
+    """The resolved `TrainConfig` of explicit flag values over a recipe."""
+    values = {k: v for k, v in flags.items() if v is not None}
+    if recipe is not None:
+        values["recipe"] = os.fspath(recipe)
     return TrainConfig(**values).resolved()
+
+
+def field_choices(field):
+    return field.metadata.get("choices")

@@ -9,9 +9,8 @@ import tensorflow as tf
 # The one CPU-feature helper. resolve_precision passes cpu_flags() explicitly,
 # so replacing this module's cpu_flags (as tests do) changes what "auto" picks.
 from keras_googlenet.hardware import cpu_flags, has_bf16_hardware
+from keras_googlenet.train.config import PRECISIONS, STRATEGIES  # noqa: F401
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 log = logging.getLogger(__name__)
 

@@ -6,21 +6,21 @@ train everything with a lower learning rate. Batch-norm layers stay in
 inference mode throughout (frozen statistics): small fine-tuning batches
 would otherwise overwrite the pretrained statistics.
 """
-import json
 import os
 
 import keras
 
-from keras_googlenet.data import pipeline as data
-from keras_googlenet.train import recipe
-from keras_googlenet.data import sources
+from keras_googlenet.inference import loader
 from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
+from keras_googlenet.train import recipe
 
 BACKBONE_OUTPUT = "pool5_7x7_s1"
 
 
-def load_pretrained(path):
-    """A `.keras` GoogLeNet (e.g. the main job's `model.keras`)."""
+def load_pretrained(path, **overrides):
+    """A `.keras` GoogLeNet (e.g. the main job's `model.keras`) as an inference
+    model, and its preprocessing contract (see `keras_googlenet.load_model`)."""
+    path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such model file. Received: model={path!r}")
     if not path.endswith(".keras"):
@@ -28,7 +28,8 @@ def load_pretrained(path):
             "--model must be a `.keras` file saved by `googlenet train` or `model.save`. "
             f"Received: model={path!r}"
         )
-    return inference_model(keras.models.load_model(path, compile=False))
+    model, contract = loader.load_model(path, **overrides)
+    return inference_model(model), contract
 
 
 def replace_classifier(model, num_classes, dropout_rate=0.4,
@@ -94,50 +95,3 @@ def finetune(model, train_data, val_data=None, head_epochs=2, epochs=4, head_lea
                       steps_per_epoch=steps_per_epoch, verbose=verbose)
         histories[phase] = h.history
     return histories
-
-
-def add_arguments(parser):
-    parser.add_argument("--model", required=True, help="pretrained .keras GoogLeNet")
-    parser.add_argument("--data", default="embedded", help="data spec (see googlenet train)")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="default: the model's input size")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--head-epochs", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=4, help="epochs after unfreezing")
-    parser.add_argument("--head-learning-rate", type=float, default=0.01)
-    parser.add_argument("--learning-rate", type=float, default=0.001)
-    parser.add_argument("--steps-per-epoch", type=int, default=None)
-    parser.add_argument("--normalization", default="caffe")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--output", default="runs/finetune/model.keras")
-    parser.add_argument("--verbose", type=int, default=1)
-
-
-def run(args):
-    if args.head_epochs < 0 or args.epochs < 0 or args.head_epochs + args.epochs == 0:
-        raise ValueError("--head-epochs and --epochs must be >= 0 and not both 0. Received: "
-                         f"head_epochs={args.head_epochs}, epochs={args.epochs}")
-    pretrained = load_pretrained(args.model)
-    image_size = args.image_size or pretrained.input.shape[1]
-    if image_size is None:
-        raise ValueError("The model takes any size: pass --image-size.")
-    train_source = sources.get_source(args.data, "train", data_dir=args.data_dir)
-    val_source = sources.get_source(args.data, "validation", data_dir=args.data_dir)
-
-    def dataset(source, training):
-        return data.build_dataset(source, training=training, image_size=image_size,
-                                  batch_size=args.batch_size, seed=args.seed,
-                                  normalization=args.normalization, cache=True)
-
-    model = replace_classifier(pretrained, train_source.num_classes)
-    histories = finetune(model, dataset(train_source, True), dataset(val_source, False),
-                         head_epochs=args.head_epochs, epochs=args.epochs,
-                         head_learning_rate=args.head_learning_rate,
-                         learning_rate=args.learning_rate,
-                         steps_per_epoch=args.steps_per_epoch, verbose=args.verbose)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    model.save(args.output)
-    last = {phase: {k: v[-1] for k, v in h.items()} for phase, h in histories.items()}
-    print(json.dumps({"model_path": args.output, "final": last}, indent=2))
-    return 0

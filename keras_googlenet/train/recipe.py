@@ -10,8 +10,8 @@ import keras
 
 from keras_googlenet.models import architecture
 from keras_googlenet.models.googlenet import OUTPUT_NAME, has_aux_classifiers
+from keras_googlenet.train.config import SCHEDULES  # noqa: F401
 
-SCHEDULES = ("paper", "cosine", "constant")
 
 
 @keras.saving.register_keras_serializable(package="keras_googlenet")

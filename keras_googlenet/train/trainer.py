@@ -22,6 +22,7 @@ from keras_googlenet.data import pipeline as data
 from keras_googlenet.train import distribute
 from keras_googlenet.train import recipe
 from keras_googlenet.data import sources
+from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.models.googlenet import GoogLeNet, inference_model
 from keras_googlenet.serving.export import publish_permissions
 
@@ -260,7 +261,8 @@ def run(config):
             plot_history(csv_path, os.path.join(config.output_dir, "curves.png"))
         model_path = os.path.join(config.output_dir, "model.keras")
         infer = inference_model(model)
-        infer.save(model_path)
+        # The model file carries what a consumer needs to use it correctly.
+        contract_lib.save_model(infer, model_path, model_contract(config, train_source))
         results["model_path"] = model_path
         if val_source is not None:
             results["val"] = infer_metrics(infer, val_dataset())
@@ -281,6 +283,14 @@ def run(config):
         _write_json(os.path.join(config.output_dir, "results.json"),
                     {k: v for k, v in results.items() if k != "history"})
     return results
+
+
+def model_contract(config, train_source):
+    """The preprocessing contract of a model trained with `config`."""
+    return contract_lib.Contract(
+        normalization=config.normalization, image_size=config.image_size,
+        class_names=train_source.class_names,
+        variant={"batch_norm": config.batch_norm, "kernel_5x5": config.kernel_5x5})
 
 
 def infer_metrics(model, dataset):

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from keras_googlenet.models import architecture
+from keras_googlenet.models import architecture, contract, presets
 
 _AUX_PREFIXES = ("aux1_", "aux2_")
 _TOP_LAYERS = ("classifier",)
@@ -174,13 +174,19 @@ def load_converted(model, converted, warn_aux=True):
     return model
 
 
-def save_converted(model, out_path):
+def save_converted(model, out_path, origin="bvlc"):
     """Saves a model with converted weights: `.weights.h5` (the weights, for
     `GoogLeNet(weights=...)`) or `.keras` (the whole model, e.g. for
-    `googlenet finetune --model`)."""
+    `googlenet finetune --model`), which carries the preprocessing the
+    published weights expect (`presets.NORMALIZATION[origin]`) and, with the
+    classifier, the ImageNet class names."""
     out_path = os.fspath(out_path)
     if out_path.endswith(".keras"):
-        model.save(out_path)
+        model_contract = contract.Contract(
+            normalization=presets.NORMALIZATION[origin],
+            image_size=model.input_shape[1],
+            variant=model_config(model))
+        contract.save_model(model, out_path, model_contract)
     elif out_path.endswith(".weights.h5"):
         model.save_weights(out_path)
     else:

@@ -31,7 +31,7 @@ def convert_file(source, out_path, include_top=True, classes=1000, include_aux=F
         config["aux_classifiers"] = True
     model = GoogLeNet(**config)
     load_converted(model, converted, warn_aux=False)
-    return save_converted(model, out_path), config
+    return save_converted(model, out_path, converted.origin), config
 
 
 def convert(source, include_aux=False):
