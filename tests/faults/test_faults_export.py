@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import export_fixtures as fx
+import conftest as fx
 from keras_googlenet import cli
 from keras_googlenet.data import pipeline as data
 from keras_googlenet.serving import export

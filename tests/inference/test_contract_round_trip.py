@@ -19,7 +19,7 @@ from keras_googlenet.data import pipeline, sources
 from keras_googlenet.inference import evaluation, loader
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.serving import export
-from tests import data_fixtures as fx
+import conftest as fx
 
 NAMES = ["circle", "square", "triangle"]
 SIZE = 32

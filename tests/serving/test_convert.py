@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_googlenet.serving import convert
 from keras_googlenet.serving import export
-from tests import export_fixtures as fx
+import conftest as fx
 
 # float32 conversions run the same float ops; dynamic-range quantisation
 # stores int8 weights, so its probabilities move by up to a few 1e-3.

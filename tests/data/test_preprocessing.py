@@ -4,7 +4,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_googlenet.data import preprocessing
-from tests import data_fixtures as fx
+import conftest as fx
 
 
 def _decode(data):

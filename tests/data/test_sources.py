@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 
 from keras_googlenet.data import preprocessing
 from keras_googlenet.data import sources
-from tests import data_fixtures as fx
+import conftest as fx
 
 
 def _items(source, **kwargs):

@@ -5,7 +5,7 @@ import pytest
 
 from keras_googlenet.serving import export
 from keras_googlenet.inference import predict
-from tests import export_fixtures as fx
+import conftest as fx
 
 
 @pytest.fixture(scope="module")

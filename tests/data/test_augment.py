@@ -5,7 +5,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_googlenet.data import augment
-from tests import data_fixtures as fx
+import conftest as fx
 
 NUM_DRAWS = 500
 

@@ -16,9 +16,9 @@ from keras_googlenet.models import contract
 from keras_googlenet.serving import export
 from keras_googlenet.data import imagenet
 from keras_googlenet.serving import client as serving_client
-from tests import export_fixtures as fx
+import conftest as fx
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.dirname(sys.executable)
 
 
