@@ -124,3 +124,21 @@ def test_bad_inputs(tmp_path):
         plots.confusion_matrix(np.eye(3), [0, 1, 2], ["a"], str(tmp_path / "x.png"))
     with pytest.raises(ValueError, match="No result rows"):
         plots.crops_vs_error([], str(tmp_path / "x.png"))
+
+
+def test_evaluate_writes_the_pictures(tmp_path):
+    import keras
+
+    from keras_googlenet.inference import evaluation
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(10, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(inputs))
+    model = keras.Model(inputs, outputs)
+    out = tmp_path / "plots"
+    evaluation.evaluate(model, data="embedded", crops=[1, 10], max_examples=24,
+                        normalization="tf", verbose=0, plots=str(out))
+    assert sorted(os.listdir(out)) == sorted(plots.EVALUATION_PICTURES)
+    for name in plots.EVALUATION_PICTURES:
+        check_png(str(out / name), min_side=150)
