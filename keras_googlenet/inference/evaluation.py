@@ -416,7 +416,7 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
              normalization=AUTO, logits=None, data_dir=None, batch_size=None,
              crops_per_batch=DEFAULT_CROPS_PER_BATCH, crop_fraction=None, top_k=DEFAULT_TOP_K,
              max_examples=None, class_names=None, ensemble_sizes=None, table=None, csv=None,
-             names=None, verbose=1, mirror=True):
+             names=None, verbose=1, mirror=True, plots=None):
     """Evaluates a model or an ensemble with the paper's multi-crop protocol.
 
     Args:
@@ -452,6 +452,9 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
         mirror: False drops the mirrored crops (10 -> 5, 144 -> 72), for data
             that is not left-right symmetric; the rows' `crops` say how many
             were used. Not the paper's protocol, which always mirrors.
+        plots: a folder for the pictures of `inference.plots` (confusion
+            matrix, per-class accuracy, mistakes on the centre crops, top-1
+            error vs crops) of the full ensemble at the last crop set.
 
     Returns:
         A dict: `results`, a list of one dict per (ensemble size, crop set)
@@ -554,10 +557,35 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
     final = next(r for r in results
                  if r["models"] == max(ensemble_sizes)
                  and r["crops"] == crops_lib.crop_count(crop_sets[-1], mirror))
+    if plots:
+        _write_plots(plots, results, per_crop[crop_sets[-1]], ensemble_sizes, class_names,
+                     dataset, image_size, crop_fraction)
     summary = dict(final)
     summary.update({"results": results, "per_model": per_model, "markdown": markdown,
                     "class_names": list(class_names) if class_names is not None else None})
     return summary
+
+
+def _write_plots(output_dir, results, last, ensemble_sizes, class_names, dataset, image_size,
+                 crop_fraction):
+    """The evaluation pictures of the full ensemble at the last crop set; the
+    mistakes grid shows the centre crops of the few images it needs."""
+    from keras_googlenet.inference import plots as plots_lib
+
+    probabilities, labels, _ = last
+    mean = np.mean(probabilities[:max(ensemble_sizes)], axis=0)
+
+    def images(indices):
+        wanted = {int(i): None for i in indices}
+        for i, (image, _) in enumerate(dataset):
+            if i in wanted:
+                wanted[i] = crops_lib.make_crops(image, 1, image_size, crop_fraction)[0].numpy()
+            if i >= max(wanted):
+                break
+        return [wanted[int(i)] for i in indices]
+
+    return plots_lib.write_evaluation_pictures(output_dir, results, images, mean, labels,
+                                               class_names)
 
 
 def _write_text(path, text):
