@@ -31,6 +31,8 @@ COMMANDS = {
                  "top-1/top-5 accuracy with 1/10/144 crops per image and model ensembles "
                  "(the paper's test protocol)"),
     "augment": ("keras_googlenet.cli.augment", "write a PNG grid of augmented versions of images"),
+    "explain": ("keras_googlenet.cli.explain",
+                "Grad-CAM overlays of image files for their top-k classes"),
     "weights": ("keras_googlenet.cli.weights", "convert the published ImageNet weights to Keras"),
 }
 # Set to 1 for the traceback of an error, as `googlenet --verbose CMD`.

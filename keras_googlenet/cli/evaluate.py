@@ -39,6 +39,9 @@ def add_arguments(parser):
     parser.add_argument("--table", default=None, help="write the Markdown table to this file; default: not written")
     parser.add_argument("--csv", default=None, help="write the table as CSV to this file; default: not written")
     parser.add_argument("--json", default=None, help="write all results as JSON to this file; default: not written")
+    parser.add_argument("--plots", default=None,
+                        help="write confusion_matrix.png, per_class_accuracy.png, mistakes.png "
+                             "and crops_vs_error.png into this folder; default: none")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1),
                         help="1: progress and the table as it fills; default: 1")
 
@@ -51,7 +54,8 @@ def run(args):
         image_size=args.image_size, normalization=flags.normalization_arg(args.normalization),
         data_dir=args.data_dir, batch_size=args.batch_size, crop_fraction=args.crop_fraction,
         max_examples=args.max_examples, ensemble_sizes=args.ensemble_sizes,
-        table=args.table, csv=args.csv, verbose=args.verbose, mirror=args.mirror)
+        table=args.table, csv=args.csv, verbose=args.verbose, mirror=args.mirror,
+        plots=args.plots)
     final = {k: results[k] for k in ("models", "crops", "num_examples", "top1_accuracy",
                                      "top1_error", "top5_accuracy", "top5_error", "seconds")}
     if not args.verbose:

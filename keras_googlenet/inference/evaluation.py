@@ -575,8 +575,20 @@ def _write_plots(output_dir, results, last, ensemble_sizes, class_names, dataset
     probabilities, labels, _ = last
     mean = np.mean(probabilities[:max(ensemble_sizes)], axis=0)
 
+    images = centre_crop_images(dataset, image_size, crop_fraction)
+    return plots_lib.write_evaluation_pictures(output_dir, results, images, mean, labels,
+                                               class_names)
+
+
+def centre_crop_images(dataset, image_size, crop_fraction):
+    """A function of example indices returning those examples' 1-crop centre
+    crops (uint8-range floats) from an `(image, label)` dataset; it reads the
+    dataset only up to the last index asked for, so pictures of a few
+    mistakes never hold a whole evaluation set in memory."""
     def images(indices):
         wanted = {int(i): None for i in indices}
+        if not wanted:
+            return []
         for i, (image, _) in enumerate(dataset):
             if i in wanted:
                 wanted[i] = crops_lib.make_crops(image, 1, image_size, crop_fraction)[0].numpy()
@@ -584,8 +596,7 @@ def _write_plots(output_dir, results, last, ensemble_sizes, class_names, dataset
                 break
         return [wanted[int(i)] for i in indices]
 
-    return plots_lib.write_evaluation_pictures(output_dir, results, images, mean, labels,
-                                               class_names)
+    return images
 
 
 def _write_text(path, text):

@@ -265,7 +265,9 @@ def run(config):
         contract_lib.save_model(infer, model_path, model_contract(config, train_source))
         results["model_path"] = model_path
         if val_source is not None:
-            results["val"] = infer_metrics(infer, val_dataset())
+            results["val"], probabilities, labels = infer_metrics(infer, val_dataset())
+            write_validation_pictures(config, val_source, probabilities, labels,
+                                      int(model.optimizer.iterations.numpy()))
         if config.export_dir:
             from keras_googlenet.serving.export import export_saved_model
 
@@ -304,9 +306,23 @@ def infer_metrics(model, dataset):
             batch_labels = batch_labels["predictions"]
         probabilities.append(model.predict_on_batch(images))
         labels.append(batch_labels.numpy())
-    metrics = classification_metrics(np.concatenate(probabilities), np.concatenate(labels))
-    return {"top1": metrics["top1_accuracy"], "top5": metrics["top5_accuracy"],
-            "examples": metrics["num_examples"]}
+    probabilities, labels = np.concatenate(probabilities), np.concatenate(labels)
+    metrics = classification_metrics(probabilities, labels)
+    return ({"top1": metrics["top1_accuracy"], "top5": metrics["top5_accuracy"],
+             "examples": metrics["num_examples"]}, probabilities, labels)
+
+
+def write_validation_pictures(config, val_source, probabilities, labels, step):
+    """The confusion matrix and the most confident mistakes of the final
+    validation pass, beside curves.png and in TensorBoard."""
+    from keras_googlenet.inference import evaluation, plots
+
+    images = evaluation.centre_crop_images(val_source.dataset(), config.image_size,
+                                           contract_lib.DEFAULT_CROP_FRACTION)
+    return plots.write_validation_pictures(
+        config.output_dir, images, probabilities, labels, val_source.class_names,
+        tensorboard_logdir=os.path.join(config.output_dir, "tensorboard", "validation"),
+        step=step)
 
 
 def fit_resumable(model, config, train_stream, val_data, steps_per_epoch, backup_dir, callbacks):

@@ -11,14 +11,16 @@ from keras_googlenet.cli import explain as explain_cli
 
 
 def parser():
-    return explain_cli.add_arguments(argparse.ArgumentParser(prog="googlenet explain"))
+    result = argparse.ArgumentParser(prog="googlenet explain")
+    explain_cli.add_arguments(result)
+    return result
 
 
 def test_help_states_defaults_and_choices():
     text = parser().format_help()
     for needed in ("IMAGE", "--model", "--layer", "default: inception_5b", "--top",
                    "default: 3", "--output-dir", "default: explain", "--normalization",
-                   "auto, caffe, torch, tf, none"):
+                   "{auto,caffe,torch,tf,none}"):
         assert needed in " ".join(text.split()), needed
     for action in parser()._actions:
         if action.dest != "help":

@@ -56,7 +56,7 @@ def test_constant_model_top5_equals_keras_metric():
     assert results["top5_accuracy"] == pytest.approx(expected)
     assert results["top1_accuracy"] == pytest.approx(0.1)
     # train.run writes infer_metrics into results.json.
-    metrics = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    metrics, _, _ = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
                                   .batch(8))
     assert metrics["top5"] == pytest.approx(expected)
 
@@ -66,7 +66,7 @@ def test_diverged_model_scores_nothing_as_in_keras():
     # strict comparisons alone would count every label as a hit.
     model = constant_model([np.nan] * CLASSES)
     data = balanced_dataset()
-    metrics = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    metrics, _, _ = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
                                   .batch(8))
     assert metrics["top5"] == pytest.approx(keras_top_k(model, data, 5)) == 0.0
     assert metrics["top1"] == pytest.approx(keras_top_k(model, data, 1)) == 0.0

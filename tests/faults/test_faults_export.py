@@ -12,7 +12,6 @@ import textwrap
 import time
 import zlib
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
