@@ -28,7 +28,8 @@ class TrainingDiverged(RuntimeError):
 
 class StopOnNaN(keras.callbacks.Callback):
     """Like `keras.callbacks.TerminateOnNaN`, but stops with an error that
-    says where it happened and what to try (the last good checkpoint stays)."""
+    says where it happened, what to try, and which checkpoint (if any) is
+    from before."""
 
     def __init__(self, config):
         super().__init__()
@@ -42,9 +43,19 @@ class StopOnNaN(keras.callbacks.Callback):
                 f"{int(self.model.optimizer.iterations.numpy())} (batch {batch}). "
                 f"Try a lower --learning-rate (now {self.config.learning_rate}), "
                 "a warm-up (--warmup-epochs 1), --batch-norm, or --precision float32; "
-                "check the data for corrupt labels or images. The last checkpoint "
-                f"in {os.path.join(self.config.output_dir, 'backup')} is from before."
+                f"check the data for corrupt labels or images. {self._last_checkpoint()}"
             )
+
+    def _last_checkpoint(self):
+        backup_dir = os.path.join(self.config.output_dir, "backup")
+        try:
+            state = checkpointing.load_state(backup_dir)
+        except ValueError:  # named when the run started; not this error's subject
+            state = None
+        if not state or state["weights"] is None:
+            return "No checkpoint was written before it."
+        return (f"The last checkpoint, {os.path.join(backup_dir, state['weights'])} "
+                f"(step {state['step']}), is from before.")
 
 
 # What a checkpoint's weights and step count depend on: resuming it with
