@@ -9,15 +9,24 @@ previous complete checkpoint or the new one, never half of one. It also
 saves the dropout layers' random-generator states, which Keras' weights
 files leave out, so a resumed run draws the same dropout masks as an
 uninterrupted one.
+
+The last two checkpoints are kept: when the newest cannot be read, `restore`
+falls back to the older one and says so. `state.json` also records the
+settings of the run that writes the directory (`start`), so that a resume
+with other settings can be refused.
 """
 import json
+import logging
 import os
 import tempfile
 
 import keras
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 STATE_FILE = "state.json"
+_KEYS = ("epoch", "batch", "step", "weights", "seed_states")
 
 
 def atomic_write_text(path, text):
@@ -44,61 +53,152 @@ def save(model, directory, epoch, batch, step):
     """Writes a complete checkpoint of `model` (weights, optimizer state,
     random-generator states) and its position in training, atomically.
 
+    The checkpoint published before stays as `state["previous"]`; older
+    ones are deleted.
+
     Args:
         epoch: the epoch in progress (0-based).
         batch: batches of that epoch already trained.
         step: the global optimizer step.
     """
     os.makedirs(directory, exist_ok=True)
+    current = load_state(directory) or {}
     name = f"ckpt-{step}.weights.h5"
     tmp = os.path.join(directory, f".tmp-{name}")
     model.save_weights(tmp, overwrite=True)
     os.replace(tmp, os.path.join(directory, name))
+    previous = _checkpoint(current)
+    if previous and previous["weights"] == name:
+        # The same step saved again (or rewritten after a fallback): the
+        # older one is still the one before it.
+        previous = current.get("previous")
     state = {
         "epoch": int(epoch),
         "batch": int(batch),
         "step": int(step),
         "weights": name,
         "seed_states": [np.asarray(v.numpy()).tolist() for v in _seed_states(model)],
+        "previous": previous,
+        "run": current.get("run"),
     }
     atomic_write_text(os.path.join(directory, STATE_FILE), json.dumps(state))
-    # Only now is the previous checkpoint unreferenced.
+    # Only now are the checkpoints before `previous` unreferenced.
+    keep = {name, previous["weights"] if previous else None}
     for entry in os.listdir(directory):
-        if entry.startswith(("ckpt-", ".tmp-ckpt-")) and entry != name:
+        if entry.startswith(("ckpt-", ".tmp-ckpt-")) and entry not in keep:
             os.remove(os.path.join(directory, entry))
     return state
 
 
-def load_state(directory):
-    """The published state of `directory`, or None when there is none."""
-    path = os.path.join(directory, STATE_FILE)
-    if not os.path.exists(path):
+def _checkpoint(state):
+    """The checkpoint part of `state` (no run settings, no older one), or
+    None when it names no checkpoint."""
+    if not state or state.get("weights") is None:
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return {k: state[k] for k in _KEYS}
+
+
+def start(directory, run):
+    """Marks `directory` as used by a new run with settings `run` (a dict
+    stored as `state["run"]`), before any checkpoint: from then on, a
+    checkpoint file without a readable `state.json` cannot come from a
+    kill, and is refused rather than overwritten."""
+    os.makedirs(directory, exist_ok=True)
+    state = {"epoch": 0, "batch": 0, "step": 0, "weights": None, "seed_states": [],
+             "previous": None, "run": run}
+    atomic_write_text(os.path.join(directory, STATE_FILE), json.dumps(state))
+
+
+def _checkpoint_files(directory):
+    if not os.path.isdir(directory):
+        return []
+    return sorted(e for e in os.listdir(directory) if e.startswith("ckpt-"))
+
+
+def load_state(directory):
+    """The published state of `directory`, or None when there is none.
+
+    Raises:
+        ValueError: `state.json` is unreadable, or missing while checkpoint
+            files are there (neither can come from a kill: resuming cannot
+            be done, and starting afresh would delete the checkpoints).
+    """
+    path = os.path.join(directory, STATE_FILE)
+    advice = (f"restore it, or move {directory} away to start afresh "
+              "(or use a new --output-dir)")
+    if not os.path.exists(path):
+        files = _checkpoint_files(directory)
+        if files:
+            raise ValueError(f"{path} is missing, but {directory} holds checkpoint files "
+                             f"({', '.join(files)}): it says which one to resume from; "
+                             f"{advice}.")
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        if not isinstance(state, dict) or any(k not in state for k in _KEYS):
+            raise ValueError(f"expected an object with the keys {', '.join(_KEYS)}")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        raise ValueError(f"The checkpoint state {path} is "
+                         + ("empty" if empty else f"unreadable ({e})")
+                         + f": it says which checkpoint to resume from; {advice}.") from None
+    return state
+
+
+def _load(model, directory, checkpoint):
+    seeds = _seed_states(model)
+    if len(seeds) != len(checkpoint["seed_states"]):
+        raise ValueError(
+            f"The checkpoint in {directory} was written by a different model "
+            f"({len(checkpoint['seed_states'])} random generators, this model has {len(seeds)})."
+        )
+    model.load_weights(os.path.join(directory, checkpoint["weights"]))
+    for variable, value in zip(seeds, checkpoint["seed_states"]):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
 def restore(model, directory):
-    """Restores the last complete checkpoint into `model` (compiled).
+    """Restores the last readable checkpoint into `model` (compiled).
+
+    When the newest checkpoint cannot be read, the one before it is
+    restored (with a warning) and published as the newest.
 
     Returns:
-        The state dict (`epoch`, `batch`, `step`) or None if there is no
-        checkpoint, in which case `model` is left untouched.
+        The state dict (`epoch`, `batch`, `step`, ...) or None if there is
+        no checkpoint, in which case `model` is left untouched.
+
+    Raises:
+        ValueError: `state.json` is unreadable (see `load_state`), or no
+            checkpoint it names can be read.
     """
     state = load_state(directory)
-    if state is None:
+    newest = _checkpoint(state)
+    if newest is None:
         return None
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(os.path.join(directory, state["weights"]))
-    seeds = _seed_states(model)
-    if len(seeds) != len(state["seed_states"]):
-        raise ValueError(
-            f"The checkpoint in {directory} was written by a different model "
-            f"({len(state['seed_states'])} random generators, this model has {len(seeds)})."
-        )
-    for variable, value in zip(seeds, state["seed_states"]):
-        variable.assign(np.asarray(value, dtype=variable.dtype))
+    try:
+        _load(model, directory, newest)
+        return state
+    except (OSError, KeyError) as e:
+        error = e
+    older = _checkpoint(state.get("previous"))
+    path = os.path.join(directory, newest["weights"])
+    if older is None:
+        raise ValueError(f"The checkpoint {path} is unreadable ({error}), and there is no "
+                         f"older one in {directory}: move {directory} away to start afresh.")
+    log.warning("The newest checkpoint %s is unreadable (%s); resuming from the older one, "
+                "%s (epoch %d, batch %d).", path, error, older["weights"],
+                older["epoch"] + 1, older["batch"])
+    try:
+        _load(model, directory, older)
+    except (OSError, KeyError) as e:
+        raise ValueError(f"Neither checkpoint in {directory} can be read: {path}: {error}; "
+                         f"{older['weights']}: {e}.") from None
+    # Published, so that the next save keeps this one as the older one.
+    state = dict(older, previous=None, run=state.get("run"))
+    atomic_write_text(os.path.join(directory, STATE_FILE), json.dumps(state))
     return state
 
 
@@ -108,10 +208,14 @@ class ResumableBackup(keras.callbacks.Callback):
     Resuming is done by `train.fit_resumable`, which restores the
     checkpoint, skips the batches already trained and continues the same
     epoch. `initial_epoch` and `initial_batch` tell the callback where the
-    (resumed) run starts.
+    (resumed) run starts. Given `steps_per_epoch`, no checkpoint is saved
+    after an epoch's last batch: the epoch-end one follows validation, and
+    a kill during validation then resumes before the last batches, so the
+    epoch is validated and logged once.
     """
 
-    def __init__(self, directory, save_freq=100, initial_epoch=0, initial_batch=0):
+    def __init__(self, directory, save_freq=100, initial_epoch=0, initial_batch=0,
+                 steps_per_epoch=None):
         super().__init__()
         if save_freq != "epoch" and (not isinstance(save_freq, int) or save_freq < 1):
             raise ValueError(
@@ -121,6 +225,7 @@ class ResumableBackup(keras.callbacks.Callback):
         self.save_freq = save_freq
         self._epoch = initial_epoch
         self._offset = initial_batch
+        self.steps_per_epoch = steps_per_epoch
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch != self._epoch:
@@ -133,7 +238,8 @@ class ResumableBackup(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         done = self._offset + batch + 1
-        if self.save_freq != "epoch" and done % self.save_freq == 0:
+        if (self.save_freq != "epoch" and done % self.save_freq == 0
+                and done != self.steps_per_epoch):
             self._save(done)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -35,7 +35,8 @@ class TrainingDiverged(RuntimeError):
 
 class StopOnNaN(keras.callbacks.Callback):
     """Like `keras.callbacks.TerminateOnNaN`, but stops with an error that
-    says where it happened and what to try (the last good checkpoint stays)."""
+    says where it happened, what to try, and which checkpoint (if any) is
+    from before."""
 
     def __init__(self, config):
         super().__init__()
@@ -49,9 +50,60 @@ class StopOnNaN(keras.callbacks.Callback):
                 f"{int(self.model.optimizer.iterations.numpy())} (batch {batch}). "
                 f"Try a lower --learning-rate (now {self.config.learning_rate}), "
                 "a warm-up (--warmup-epochs 1), --batch-norm, or --precision float32; "
-                "check the data for corrupt labels or images. The last checkpoint "
-                f"in {os.path.join(self.config.output_dir, 'backup')} is from before."
+                f"check the data for corrupt labels or images. {self._last_checkpoint()}"
             )
+
+    def _last_checkpoint(self):
+        backup_dir = os.path.join(self.config.output_dir, "backup")
+        try:
+            state = checkpointing.load_state(backup_dir)
+        except ValueError:  # named when the run started; not this error's subject
+            state = None
+        if not state or state["weights"] is None:
+            return "No checkpoint was written before it."
+        return (f"The last checkpoint, {os.path.join(backup_dir, state['weights'])} "
+                f"(step {state['step']}), is from before.")
+
+
+# What a checkpoint's weights and step count depend on: resuming it with
+# other values would not continue the run that wrote it, or not load.
+RUN_SETTINGS = ("data", "train_split", "image_size", "batch_size", "aux_classifiers",
+                "batch_norm", "kernel_5x5", "seed")
+_SETTING_NAMES = {"num_classes": "the number of classes of the training data",
+                  "replicas": "the number of replicas"}
+
+
+def run_settings(config, num_classes, replicas, steps_per_epoch):
+    """The settings recorded with the checkpoints (see `check_resume`)."""
+    settings = {name: getattr(config, name) for name in RUN_SETTINGS}
+    settings.update(steps_per_epoch=steps_per_epoch, num_classes=num_classes,
+                    replicas=replicas)
+    return settings
+
+
+def check_resume(backup_dir, settings):
+    """The state of the checkpoint in `backup_dir` (None when there is
+    none), after checking that it was written with `settings`.
+
+    Raises:
+        ValueError: naming each setting that differs (and see
+            `checkpointing.load_state`).
+    """
+    state = checkpointing.load_state(backup_dir)
+    if state is None or state["weights"] is None:
+        return None
+    # Checkpoints of earlier versions record no settings.
+    recorded = state.get("run") or settings
+    differences = [
+        f"{_SETTING_NAMES.get(name, '--' + name.replace('_', '-'))} is {value} but the "
+        f"checkpoint in {backup_dir} was written with {recorded[name]}"
+        for name, value in settings.items() if name in recorded and recorded[name] != value
+    ]
+    if differences:
+        plural = "s" if len(differences) > 1 else ""
+        raise ValueError("; ".join(differences)
+                         + f"; use a new --output-dir or the same value{plural}.")
+    return state
 
 
 def augment_config(config):
@@ -204,8 +256,13 @@ def run(config):
     train_source, val_source = _sources(config)
     steps_per_epoch = _steps(train_source, config, global_batch)
 
-    os.makedirs(config.output_dir, exist_ok=True)
     backup_dir = os.path.join(config.output_dir, "backup")
+    # Before writing anything: a refused resume leaves the run as it was.
+    settings = run_settings(config, train_source.num_classes, replicas, steps_per_epoch)
+    resuming = check_resume(backup_dir, settings) is not None
+    os.makedirs(config.output_dir, exist_ok=True)
+    if chief and not resuming:
+        checkpointing.start(backup_dir, settings)
     if chief:
         _write_json(os.path.join(config.output_dir, "config.json"),
                     dict(dataclasses.asdict(config), policy=policy, replicas=replicas,
@@ -336,14 +393,25 @@ def fit_resumable(model, config, train_stream, val_data, steps_per_epoch, backup
     """
     state = checkpointing.restore(model, backup_dir) or {"epoch": 0, "batch": 0}
     start_epoch, skip = state["epoch"], state["batch"]
+    if skip > steps_per_epoch:
+        raise ValueError(
+            f"The checkpoint in {backup_dir} is at batch {skip} of epoch {start_epoch + 1}, "
+            f"past --steps-per-epoch {steps_per_epoch}: it was written with a larger "
+            "--steps-per-epoch; use a new --output-dir or the same value.")
     if state.get("step"):
         print(f"Resuming from {backup_dir}: epoch {start_epoch + 1}, batch {skip}.")
+    if skip == steps_per_epoch:
+        # Written after an epoch's last batch by earlier versions: its
+        # training is complete (a fit of 0 steps would never end).
+        print(f"Epoch {start_epoch + 1} was trained to its end; its validation is skipped.")
+        start_epoch, skip = start_epoch + 1, 0
     use_ema = model.optimizer.use_ema
     history = {}
 
     def fit(start, stop, steps, skip_batches):
         backup = checkpointing.ResumableBackup(backup_dir, config.save_freq,
-                                               initial_epoch=start, initial_batch=skip_batches)
+                                               initial_epoch=start, initial_batch=skip_batches,
+                                               steps_per_epoch=steps_per_epoch)
         extra = [keras.callbacks.SwapEMAWeights()] if use_ema else []
         h = model.fit(train_stream(None, start, skip_batches), epochs=stop, initial_epoch=start,
                       steps_per_epoch=steps, validation_data=val_data,
@@ -361,8 +429,9 @@ def fit_resumable(model, config, train_stream, val_data, steps_per_epoch, backup
         start_epoch += 1
     if start_epoch < config.epochs:
         fit(start_epoch, config.epochs, steps_per_epoch, 0)
-    elif use_ema and not history:
-        # Already trained to the end (a re-run of a finished job): fit did
-        # not run, so write the restored averages into the model as it would.
+    elif use_ema:
+        # No fit wrote the averages into the model: the job was already
+        # trained to the end (a re-run), or only the rest of its last epoch
+        # was left (a kill there).
         model.optimizer.finalize_variable_values(model.trainable_variables)
     return history
