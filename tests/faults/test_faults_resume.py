@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_googlenet import checkpointing, cli, config as config_lib, train
+from keras_googlenet import cli
+from keras_googlenet.train import checkpointing
+from keras_googlenet.train import config as config_lib
+from keras_googlenet.train import trainer as train
 
 STEPS, SAVE_FREQ, EPOCHS = 4, 2, 2
 # Checkpoints a full run publishes, in order: (epoch, batch) of state.json.
