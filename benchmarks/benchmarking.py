@@ -246,25 +246,16 @@ def saved_model_predictor(path, crop_size):
     return predict
 
 
-def _tflite_interpreter_class():
-    import tensorflow as tf
-
-    try:
-        return tf.lite.Interpreter
-    except AttributeError:  # TF releases without tf.lite
-        from ai_edge_litert.interpreter import Interpreter
-
-        return Interpreter
-
-
 def tflite_predictor(path, batch_size, threads):
     """An interpreter resized to `batch_size`, `threads` threads (XNNPACK)."""
     import warnings
 
+    from keras_googlenet.serving import convert
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        interpreter = _tflite_interpreter_class()(model_path=os.fspath(path),
-                                                  num_threads=threads)
+        interpreter = convert.tflite_interpreter_class()(model_path=os.fspath(path),
+                                                         num_threads=threads)
     detail = interpreter.get_input_details()[0]
     shape = list(detail["shape"])
     shape[0] = batch_size

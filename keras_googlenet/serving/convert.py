@@ -131,7 +131,8 @@ def to_tflite(model, path, image_size=None, quantize=None, use_ema=True, optimiz
     return path
 
 
-def _interpreter_class():
+def tflite_interpreter_class():
+    """tf.lite.Interpreter, or LiteRT's where TensorFlow has no tf.lite."""
     try:
         return tf.lite.Interpreter
     except AttributeError:  # TF releases without tf.lite
@@ -153,7 +154,7 @@ def tflite_predict(path, images):
     images = np.asarray(images, np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-        interpreter = _interpreter_class()(model_path=os.fspath(path))
+        interpreter = tflite_interpreter_class()(model_path=os.fspath(path))
     input_index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(input_index, images.shape)
     interpreter.allocate_tensors()
@@ -166,7 +167,7 @@ def tflite_ops(path):
     """The sorted operator names used by a `.tflite` file."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        interpreter = _interpreter_class()(model_path=os.fspath(path))
+        interpreter = tflite_interpreter_class()(model_path=os.fspath(path))
     return sorted({op["op_name"] for op in interpreter._get_ops_details()})
 
 
@@ -200,15 +201,7 @@ def to_onnx(model, path, image_size=None, use_ema=True, optimizer=None, opset=DE
 
 
 def onnx_predict(path, images):
-    """Runs a `.onnx` file from `to_onnx` with onnxruntime (CPU).
-
-    Args:
-        path: the `.onnx` file.
-        images: float32 `(N, S, S, 3)` preprocessed images.
-
-    Returns:
-        The model's output, a float32 numpy array `(N, classes)`.
-    """
+    """`tflite_predict` for a `.onnx` file from `to_onnx`, with onnxruntime (CPU)."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
