@@ -76,7 +76,7 @@ def scorer(model, layer=DEFAULT_LAYER):
     if len(features.shape) != 4:
         raise ValueError(f"Grad-CAM needs a 4D (N, H, W, C) feature map; layer {layer!r} "
                          f"outputs {tuple(features.shape)}.")
-    output_is_logits = export._output_activation(net) == "linear"
+    output_is_logits = export.output_activation(net) == "linear"
     if _LOGITS_LAYER in names:
         scores, scores_are_logits = net.get_layer(_LOGITS_LAYER).output, True
     else:

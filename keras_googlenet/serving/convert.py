@@ -41,7 +41,7 @@ INPUT_NAME = "images"
 
 def _resolve(model, image_size, use_ema, optimizer):
     net, _ = export.serving_model(model, use_ema=use_ema, optimizer=optimizer)
-    image_size = export._resolve_image_size(net, image_size)
+    image_size = export.resolve_image_size(net, image_size)
     spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=INPUT_NAME)
     return net, spec
 

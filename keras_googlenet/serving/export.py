@@ -537,7 +537,8 @@ class GoogLeNetServing(tf.Module):
 # ---------------------------------------------------------------------------
 # Export.
 # ---------------------------------------------------------------------------
-def _resolve_image_size(model, image_size):
+def resolve_image_size(model, image_size):
+    """`image_size`, checked against the model's fixed input, or that input (224 if free)."""
     fixed = tuple(model.input_shape[1:3])
     if image_size is None:
         return fixed[0] if None not in fixed else 224
@@ -607,7 +608,7 @@ def export_saved_model(
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"`top_k` must be a positive int. Received: top_k={top_k!r}")
     net, used_ema = serving_model(model, use_ema=use_ema, optimizer=optimizer)
-    image_size = _resolve_image_size(net, image_size)
+    image_size = resolve_image_size(net, image_size)
     classes = int(net.output.shape[-1])
     names = contract.resolve_class_names(class_names, classes)
 

@@ -19,6 +19,7 @@ BAD_FLAGS = {
     "predict": (["a.jpg", "--model", "m", "--top", "-1"], "must be a positive integer"),
     "evaluate": (["--model", "m.keras", "--crops", "7"], "invalid choice: 7"),
     "augment": (["a.jpg", "-n", "x"], "invalid positive_int value: 'x'"),
+    "explain": (["a.jpg", "--model", "m.keras", "--top", "0"], "must be a positive integer"),
     "weights": (["convert"], "the following arguments are required: source, out"),
 }
 
