@@ -516,3 +516,53 @@ def test_command_line_writes_weights_and_keras_model(bvlc_file, tmp_path, capsys
     assert backbone.get_layer("conv1_7x7_s2").get_weights()[0].shape == (7, 7, 3, 64)
     with pytest.raises(ValueError, match="Expected an ONNX"):
         W.convert(str(tmp_path / "x.h5"))
+
+
+def test_converted_torchvision_file_carries_its_preprocessing(torchvision_file, tmp_path):
+    """`weights convert` to .keras, the file moved alone, `predict` on an image
+    file: torchvision's own probabilities and ImageNet's names, because the file
+    says mode "tf" (with the default caffe normalisation they differ)."""
+    torch = pytest.importorskip("torch")
+    import keras
+    import tensorflow as tf
+    from PIL import Image
+
+    from keras_googlenet import cli
+    from keras_googlenet.data import imagenet, preprocessing
+    from keras_googlenet.inference import loader, predict
+
+    path, net, _, _ = torchvision_file
+    out = str(tmp_path / "converted" / "tv.keras")
+    assert cli.main(["weights", "convert", path, out]) == 0
+    moved = str(tmp_path / "tv.keras")
+    os.replace(out, moved)
+    _, contract = loader.load_model(moved)
+    assert contract.normalization == "tf" and contract.image_size == 224
+    assert list(contract.class_names) == imagenet.class_names()
+
+    rng = np.random.default_rng(11)
+    image_path = str(tmp_path / "photo.png")
+    Image.fromarray(rng.integers(0, 256, (240, 300, 3), dtype=np.uint8)).save(image_path)
+    with open(image_path, "rb") as f:
+        crop = preprocessing.eval_preprocess(
+            preprocessing.decode_image(tf.constant(f.read())), 224).numpy()[None]
+    # torchvision's logits of that crop, ImageNet-normalised as it expects.
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    x = ((crop / 255.0 - mean) / std).astype(np.float32).transpose(0, 3, 1, 2)
+    with torch.no_grad():
+        torch_logits = net(torch.from_numpy(np.ascontiguousarray(x))).numpy()[0]
+    model, _ = loader.load_model(moved)
+    logits = keras.Model(model.input, model.get_layer("classifier").output)
+    tf_input = kg.preprocess_input(crop.copy(), mode="tf")
+    _close(logits.predict(tf_input, verbose=0)[0], torch_logits)
+    # predict on the file uses the file's "tf" mode: the model's probabilities.
+    expected = model.predict(tf_input, verbose=0)[0]
+    names = imagenet.class_names()
+    [(_, top)] = predict.predict_files(moved, [image_path], top=5, verbose=False)
+    assert [name for name, _ in top] == [names[i] for i in np.argsort(-expected)[:5]]
+    np.testing.assert_allclose([s for _, s in top], [expected[names.index(n)] for n, _ in top],
+                               rtol=1e-5)
+    # The old default (caffe) gives other probabilities: the check can fail.
+    [(_, caffe)] = predict.predict_files(moved, [image_path], top=5, normalization="caffe",
+                                         verbose=False)
+    assert max(abs(s / expected[names.index(n)] - 1) for n, s in caffe) > 1e-4
