@@ -16,7 +16,9 @@ CROP_CHOICES = (1, 10, 144)
 
 def add_arguments(parser):
     parser.add_argument("--model", action="append", required=True, dest="models",
-                        help=".keras file or SavedModel directory; repeat for an ensemble")
+                        help=".keras, .tflite or .onnx file (the latter two with the <file>.json "
+                             "contract `googlenet export` writes) or SavedModel directory; "
+                             "repeat for an ensemble (and a per-model table)")
     flags.add_data(parser)
     parser.add_argument("--split", default="validation",
                         help="split to evaluate; default: validation")
@@ -60,6 +62,9 @@ def run(args):
                                      "top1_error", "top5_accuracy", "top5_error", "seconds")}
     if not args.verbose:
         print(results["markdown"])
+        if len(args.models) > 1:
+            print("Per model:")
+            print(results["per_model_markdown"])
     print("per-class top-1 accuracy (%d model(s), %d crops):" % (final["models"], final["crops"]))
     for name, accuracy in results["per_class_accuracy"].items():
         print(f"  {name:<20} {'-' if accuracy is None else f'{100 * accuracy:.2f}%'}")

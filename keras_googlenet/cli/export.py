@@ -22,8 +22,18 @@ def add_arguments(parser):
     parser.add_argument("--tflite", action="store_true",
                         help="also write float32 and dynamic-range quantised .tflite files")
     parser.add_argument("--onnx", action="store_true", help="also write a .onnx file")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write calibrated full-integer files, googlenet_int8.tflite "
+                             "(int8 builtin ops) and googlenet_int8.onnx (ONNX Runtime QDQ), "
+                             "beside the float32 .tflite and .onnx (written too)")
+    parser.add_argument("--calibration-data", default="embedded",
+                        help=f"--int8 calibration images: {flags.DATA_HELP}; its train split "
+                             "(else the folder itself) is used; default: embedded")
+    parser.add_argument("--calibration-images", type=flags.positive_int, default=300,
+                        help="--int8: how many calibration images (the first N); default: 300")
     parser.add_argument("--converted-dir", default=None,
-                        help="where --tflite/--onnx files go; default: BASE_DIR_converted/"
+                        help="where --tflite/--onnx/--int8 files (each with a <file>.json "
+                             "contract) go; default: BASE_DIR_converted/"
                              "VERSION, outside the directory TF Serving watches")
 
 
@@ -34,29 +44,77 @@ def run(args):
     model, contract = loader.load_model(
         args.model, normalization=flags.normalization_arg(args.normalization),
         image_size=args.image_size, class_names=args.class_names)
+    calibration = None
+    if args.int8:
+        # Read the calibration images first: bad calibration input fails
+        # before anything is exported or converted.
+        from keras_googlenet.serving import quantize
+
+        net, _ = export.serving_model(model, use_ema=not args.no_ema)
+        size = export._resolve_image_size(net, contract.image_size)
+        calibration = quantize.calibration_images(
+            args.calibration_data, args.calibration_images, size, contract.normalization,
+            contract.crop_fraction, data_dir=getattr(args, "data_dir", None))
+        print(f"{len(calibration)} calibration images from {args.calibration_data!r}")
     path = export.export_saved_model(
         model, args.base_dir, version=args.version, class_names=contract.class_names,
         image_size=contract.image_size, normalization=contract.normalization,
         crop_fraction=contract.crop_fraction, use_ema=not args.no_ema)
     print(f"SavedModel written to {path}")
     written = {"saved_model": path}
-    if args.tflite or args.onnx:
-        from keras_googlenet.serving import convert
+    if args.tflite or args.onnx or args.int8:
+        written.update(_convert(args, model, contract, path, calibration))
+    return written
 
-        info = export.read_export_info(path)
-        out_dir = args.converted_dir or os.path.join(
-            os.path.normpath(args.base_dir) + "_converted", os.path.basename(path))
-        os.makedirs(out_dir, exist_ok=True)
-        kwargs = dict(image_size=info["image_size"], use_ema=not args.no_ema)
-        if args.tflite:
-            for quantize in (None, "dynamic_range"):
-                suffix = "" if quantize is None else f"_{quantize}"
-                target = os.path.join(out_dir, f"googlenet{suffix}.tflite")
-                written[f"tflite{suffix}"] = convert.to_tflite(model, target, quantize=quantize,
-                                                               **kwargs)
-                print(f"TFLite model written to {target}")
-        if args.onnx:
-            target = os.path.join(out_dir, "googlenet.onnx")
-            written["onnx"] = convert.to_onnx(model, target, **kwargs)
-            print(f"ONNX model written to {target}")
+
+def _convert(args, model, contract, path, calibration):
+    """The converted files, each with its `<file>.json` contract."""
+    import dataclasses
+
+    from keras_googlenet.serving import convert, export, quantize
+
+    info = export.read_export_info(path)
+    out_dir = args.converted_dir or os.path.join(
+        os.path.normpath(args.base_dir) + "_converted", os.path.basename(path))
+    os.makedirs(out_dir, exist_ok=True)
+    kwargs = dict(image_size=info["image_size"], use_ema=not args.no_ema)
+    contract = dataclasses.replace(contract, image_size=info["image_size"])
+    sidecar = dict(contract=contract, classes=info["classes"],
+                   output=quantize.output_kind(model))
+    written = {}
+    if args.tflite or args.int8:
+        modes = (None, "dynamic_range") if args.tflite else (None,)
+        for quantize_mode in modes:
+            suffix = "" if quantize_mode is None else f"_{quantize_mode}"
+            target = os.path.join(out_dir, f"googlenet{suffix}.tflite")
+            written[f"tflite{suffix}"] = convert.to_tflite(model, target, quantize=quantize_mode,
+                                                           **kwargs)
+            quantize.write_sidecar(target, runtime="tflite",
+                                   precision=quantize_mode or "float32", **sidecar)
+            print(f"TFLite model written to {target}")
+    if args.onnx or args.int8:
+        target = os.path.join(out_dir, "googlenet.onnx")
+        written["onnx"] = convert.to_onnx(model, target, **kwargs)
+        quantize.write_sidecar(target, runtime="onnxruntime", precision="float32", **sidecar)
+        print(f"ONNX model written to {target}")
+    if args.int8:
+        calibrated = {"data": args.calibration_data, "split": quantize.DEFAULT_CALIBRATION_SPLIT,
+                      "images": int(len(calibration))}
+        target = os.path.join(out_dir, "googlenet_int8.tflite")
+        _, float_ops = quantize.to_tflite_int8(model, target, calibration, **kwargs)
+        quantize.write_sidecar(target, runtime="tflite", precision="int8",
+                               input_quantization=quantize.tflite_input_quantization(target),
+                               float_ops=float_ops, calibration=calibrated, **sidecar)
+        written["tflite_int8"] = target
+        print(f"Int8 TFLite model written to {target}"
+              + (f" (float ops: {', '.join(float_ops)})" if float_ops else ""))
+        target = os.path.join(out_dir, "googlenet_int8.onnx")
+        _, float_ops = quantize.to_onnx_int8(model, target, calibration,
+                                             float_onnx=written["onnx"], **kwargs)
+        quantize.write_sidecar(target, runtime="onnxruntime", precision="int8",
+                               input_quantization=quantize.onnx_input_quantization(target),
+                               float_ops=float_ops, calibration=calibrated, **sidecar)
+        written["onnx_int8"] = target
+        print(f"Int8 ONNX model written to {target}"
+              + (f" (float ops: {', '.join(float_ops)})" if float_ops else ""))
     return written

@@ -15,8 +15,12 @@ layer is linear (logits) gets a softmax first: probabilities are averaged,
 never logits.
 
 Models may be `keras.Model`s (a training model's auxiliary heads are
-dropped, moving-average weights used as by the export), `.keras` files, or
-SavedModel directories (see `load_predictor`).
+dropped, moving-average weights used as by the export), `.keras` files,
+`.tflite` / `.onnx` files with their `<file>.json` contract (float32 or int8,
+see `keras_googlenet.serving.quantize`), or SavedModel directories (see
+`load_predictor`). With several models, a per-model table (each model alone,
+and the fraction of images whose top-1 class agrees with the first model's)
+follows the ensemble table.
 
 Ensembles of the first k models, for every k, come for free from the same
 per-model probabilities, so a table "models x crops" like the paper's
@@ -192,10 +196,13 @@ def _saved_model_predictor(path, image_size, normalization, logits, name):
 
 
 def load_predictor(model, image_size=None, normalization=AUTO, logits=None, name=None):
-    """A `Predictor` from a Keras model, a `.keras` file or a SavedModel directory.
+    """A `Predictor` from a Keras model, a `.keras`, `.tflite` or `.onnx` file
+    or a SavedModel directory.
 
     Args:
-        model: `keras.Model`, `.keras` path, SavedModel directory / TF Serving
+        model: `keras.Model`, `.keras` path, `.tflite` / `.onnx` file with its
+            `<file>.json` contract (`googlenet export --tflite/--onnx/--int8`,
+            see `serving.quantize`), SavedModel directory / TF Serving
             base directory (highest version), or a `Predictor` (returned as is).
             A keras_googlenet export (`googlenet export`) is evaluated exactly
             through its `serving_image_float` signature (its own normalisation
@@ -216,6 +223,12 @@ def load_predictor(model, image_size=None, normalization=AUTO, logits=None, name
         return model
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
+        if path.endswith((".tflite", ".onnx")):
+            # A converted file (`googlenet export --tflite/--onnx/--int8`):
+            # its `<file>.json` contract says how to normalise and crop.
+            from keras_googlenet.serving import quantize
+
+            return quantize.converted_predictor(path, image_size, name=name)
         if os.path.isdir(path):
             if normalization == AUTO:
                 normalization = preprocessing.DEFAULT_MODE
@@ -225,7 +238,8 @@ def load_predictor(model, image_size=None, normalization=AUTO, logits=None, name
                                                  image_size=image_size)
             return keras_predictor(loaded, contract.image_size, contract.normalization, logits,
                                    name=name or path, crop_fraction=contract.crop_fraction)
-        raise FileNotFoundError(f"No .keras file or SavedModel directory at {path!r}.")
+        raise FileNotFoundError(
+            f"No .keras, .tflite or .onnx file or SavedModel directory at {path!r}.")
     if normalization == AUTO:
         normalization = preprocessing.DEFAULT_MODE
     return keras_predictor(model, image_size, normalization, logits, name)
@@ -534,10 +548,15 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
                    "seconds": float(sum(seconds[:k]))}
             row.update(classification_metrics(mean, labels, top_k, class_names))
             results.append(row)
+        first_top1 = np.argmax(probabilities[0], axis=1)
         for i, name in enumerate(model_names):
             row = {"model": name, "crops": n_crops, "mirror": bool(mirror),
                    "seconds": float(seconds[i])}
             row.update(classification_metrics(probabilities[i], labels, top_k, class_names))
+            # The fraction of images whose top-1 class is the first model's
+            # (e.g. an int8 file against its float32 original).
+            row["top1_agreement_with_first"] = float(
+                np.mean(np.argmax(probabilities[i], axis=1) == first_top1))
             per_model.append(row)
     results.sort(key=lambda r: (r["models"], r["crops"]))
     base = next((r for r in results if r["models"] == 1 and r["crops"] == 1), None)
@@ -548,12 +567,16 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
             row[f"{key}_vs_base"] = (row[key] - base[key]) if base else None
 
     markdown = format_markdown(results, top_k)
+    per_model_markdown = format_per_model_markdown(per_model, top_k)
     if table:
         _write_text(table, markdown + "\n")
     if csv:
         write_csv(csv, results, top_k)
     if verbose:
         print(markdown)
+        if len(predictors) > 1:
+            print("Per model:")
+            print(per_model_markdown)
     final = next(r for r in results
                  if r["models"] == max(ensemble_sizes)
                  and r["crops"] == crops_lib.crop_count(crop_sets[-1], mirror))
@@ -562,6 +585,7 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
                      dataset, image_size, crop_fraction)
     summary = dict(final)
     summary.update({"results": results, "per_model": per_model, "markdown": markdown,
+                    "per_model_markdown": per_model_markdown,
                     "class_names": list(class_names) if class_names is not None else None})
     return summary
 
@@ -635,6 +659,21 @@ def format_markdown(results, top_k=DEFAULT_TOP_K):
              "|" + "|".join("---:" for _ in columns) + "|"]
     for row in results:
         lines.append("| " + " | ".join(_fmt(key, row.get(key), row) for _, key in columns) + " |")
+    return "\n".join(lines)
+
+
+def format_per_model_markdown(per_model, top_k=DEFAULT_TOP_K):
+    """A Markdown table of each model alone (one row per model and crop set),
+    with its top-1 agreement with the first model: puts an int8 file beside
+    its float32 original."""
+    lines = ["| Model | Crops | " + " | ".join(f"Top-{k} acc" for k in top_k)
+             + " | Top-1 agrees with first | Time (s) |",
+             "|---|" + "---:|" * (len(top_k) + 3)]
+    for row in per_model:
+        cells = [str(row["model"]), str(row["crops"])]
+        cells += [f"{100 * row[f'top{k}_accuracy']:.2f}%" for k in top_k]
+        cells += [f"{100 * row['top1_agreement_with_first']:.2f}%", f"{row['seconds']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -1,9 +1,13 @@
-"""Top-k predictions for image files, from a SavedModel or a `.keras` model.
+"""Top-k predictions for image files, from a SavedModel, a `.keras` model or
+a converted `.tflite` / `.onnx` file.
 
     googlenet predict cat.jpg dog.png --model saved_models/googlenet
 
 `--model` may be an exported SavedModel directory, a TF Serving base
-directory (its highest version is used) or a `.keras` file. Either way the
+directory (its highest version is used), a `.keras` file, or a `.tflite` /
+`.onnx` file (float32 or int8) with the `<file>.json` contract that
+`googlenet export` writes beside it (here the images are preprocessed as that
+contract says). Either way the
 images go through the preprocessing of `keras_googlenet.data.preprocessing`: for
 a SavedModel inside its `serving_default` signature, for a Keras model here.
 """
@@ -103,12 +107,32 @@ def _predict_keras(model, paths, top, image_size, normalization, class_names,
     return results
 
 
+def _predict_converted(location, paths, top, image_size, class_names):
+    """A `.tflite` / `.onnx` file with its `<file>.json` contract (float32 or int8)."""
+    from keras_googlenet.serving import quantize
+
+    predictor = quantize.converted_predictor(location, image_size)
+    names = (contract_lib.resolve_class_names(class_names, predictor.classes)
+             if class_names is not None else predictor.class_names)
+    results = []
+    for path in paths:
+        try:
+            image = preprocessing.eval_preprocess(
+                preprocessing.decode_image(tf.constant(_read(path))), predictor.image_size,
+                predictor.crop_fraction)
+        except tf.errors.InvalidArgumentError as error:
+            raise ValueError(f"{path}: could not decode the image: {_reason(error)}") from None
+        results.append((path, _top(predictor(image[None])[0], names, top)))
+    return results
+
+
 def predict_files(model_or_path, paths, top=5, image_size=None, normalization="auto",
                   class_names=None, verbose=True):
     """Classifies image files and prints their top classes.
 
     Args:
-        model_or_path: a `keras.Model`, a `.keras` file, a SavedModel
+        model_or_path: a `keras.Model`, a `.keras` file, a `.tflite` /
+            `.onnx` file with its `<file>.json` contract, a SavedModel
             directory or a TF Serving base directory (highest version).
         paths: image files (JPEG, PNG, GIF, BMP, WebP).
         top: how many classes per image (capped at the number of classes).
@@ -133,7 +157,9 @@ def predict_files(model_or_path, paths, top=5, image_size=None, normalization="a
             raise ValueError(f"{path!r} is a directory: pass image files (e.g. {path}/*.jpg).")
     if isinstance(model_or_path, (str, os.PathLike)):
         location = os.fspath(model_or_path)
-        if os.path.isdir(location):
+        if location.endswith((".tflite", ".onnx")):
+            results = _predict_converted(location, paths, top, image_size, class_names)
+        elif os.path.isdir(location):
             results = _predict_saved_model(resolve_saved_model_dir(location), paths, top,
                                            image_size)
         elif location.endswith(".keras") and os.path.isfile(location):
@@ -144,7 +170,8 @@ def predict_files(model_or_path, paths, top=5, image_size=None, normalization="a
                                      contract.crop_fraction)
         else:
             raise ValueError(
-                "`model_or_path` must be a keras.Model, a .keras file or a SavedModel / "
+                "`model_or_path` must be a keras.Model, a .keras, .tflite or .onnx file or a "
+                "SavedModel / "
                 f"TF Serving directory. Received: {location!r}"
             )
     else:

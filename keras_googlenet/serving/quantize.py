@@ -1,0 +1,539 @@
+"""Calibrated full-integer (int8) post-training quantisation, and the
+contract sidecar of every converted file.
+
+Two int8 files of the inference model, for CPU serving:
+
+- TFLite with int8 builtin ops (`to_tflite_int8`): `tf.lite.Optimize.DEFAULT`
+  with a representative dataset, `TFLITE_BUILTINS_INT8`; weights per channel
+  (the converter's default for convolutions), activations per tensor. Input
+  and output stay float32 (a QUANTIZE op first, a DEQUANTIZE op last), so
+  the file takes what the float one takes. Run it with the default
+  interpreter (XNNPACK runs its int8 convolutions).
+- ONNX Runtime QDQ (`to_onnx_int8`): the float ONNX of `convert.to_onnx`,
+  `onnxruntime.quantization.quant_pre_process`, then `quantize_static`
+  with a `CalibrationDataReader`, QDQ format, per-channel int8 weights and
+  uint8 activations (U8S8, the fast path of x86 VNNI).
+
+Both calibrate on images of a data spec (`calibration_images`: a few
+hundred training images by default) that go through the training
+pipeline's evaluation preprocessing (`preprocessing.eval_preprocess`, then
+`preprocessing.normalize` with the model's contract). Bad calibration input
+(an empty folder, a spec that yields no image) raises a one-line
+`ValueError` before any conversion starts.
+
+The paper variant's LRN: TFLite has only a float LOCAL_RESPONSE_NORMALIZATION
+kernel and ONNX Runtime only a float LRN, so in both files it stays float
+between DEQUANTIZE and QUANTIZE; `to_tflite_int8` then converts with
+`TFLITE_BUILTINS` allowed as a fallback and records the float ops in the
+sidecar (`float_ops`).
+
+Sidecar: every converted file `<file>` gets `<file>.json` (`write_sidecar`),
+plain JSON validated on read (`read_sidecar`): the model's preprocessing
+contract (normalization, image_size, crop_fraction, class_names), the
+output kind (probabilities or logits), the input's name, dtype and, for int8
+files, the quantisation (scale, zero point) of the first int8 tensor, and
+how the file was calibrated. `converted_predictor` runs a `.tflite` or
+`.onnx` file with it as an `evaluation.Predictor`.
+"""
+import json
+import os
+import tempfile
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from keras_googlenet.data import preprocessing
+from keras_googlenet.models import contract as contract_lib
+from keras_googlenet.serving import convert, export
+
+DEFAULT_CALIBRATION_DATA = "embedded"
+DEFAULT_CALIBRATION_SPLIT = "train"
+DEFAULT_CALIBRATION_IMAGES = 300
+SIDECAR_SUFFIX = ".json"
+SIDECAR_FORMAT = "keras_googlenet.converted/1"
+RUNTIMES = ("tflite", "onnxruntime")
+PRECISIONS = ("float32", "dynamic_range", "int8")
+OUTPUTS = ("probabilities", "logits")
+CONVERTED_EXTENSIONS = (".tflite", ".onnx")
+
+
+# ---------------------------------------------------------------------------
+# Calibration images.
+# ---------------------------------------------------------------------------
+def calibration_images(data=DEFAULT_CALIBRATION_DATA, count=DEFAULT_CALIBRATION_IMAGES,
+                       image_size=224, normalization=preprocessing.DEFAULT_MODE,
+                       crop_fraction=preprocessing.DEFAULT_CROP_FRACTION,
+                       split=DEFAULT_CALIBRATION_SPLIT, data_dir=None):
+    """The first `count` images of a data spec, preprocessed as at evaluation.
+
+    Args:
+        data: a `sources.get_source` spec ("embedded", "folder:PATH",
+            "tfds:NAME", "tfrecord:GLOB"), or a `tf.data.Dataset` of
+            `(image, label)` or of images.
+        count: how many images (at most).
+        image_size, normalization, crop_fraction: the model's contract.
+        split: the split of a spec (default "train").
+        data_dir: TFDS data directory.
+
+    Returns:
+        A float32 numpy array `(n, image_size, image_size, 3)`, `1 <= n <= count`.
+
+    Raises:
+        ValueError: one line naming the data, when it yields no image (an
+            empty folder, an empty split) or cannot be read.
+    """
+    from keras_googlenet.data import sources
+
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"The number of calibration images must be a positive int. "
+                         f"Received: {count!r}")
+    preprocessing.check_image_size(image_size)
+    contract_lib.check_normalization(normalization)
+    if isinstance(data, tf.data.Dataset):
+        dataset, name = data, "the calibration dataset"
+    else:
+        name = f"calibration data {data!r}"
+        try:
+            source = sources.get_source(data, split, data_dir=data_dir)
+        except (ValueError, OSError, tf.errors.OpError) as error:
+            reason = " ".join(str(error).split())
+            raise ValueError(f"Cannot read the {name}: {reason}") from None
+        dataset = source.dataset()
+    crops = []
+    try:
+        for element in dataset.take(count):
+            image = element[0] if isinstance(element, (tuple, list)) else element
+            if image.dtype == tf.string:
+                image = preprocessing.decode_image(image)
+            crops.append(preprocessing.eval_preprocess(image, image_size, crop_fraction))
+    except tf.errors.OpError as error:
+        reason = " ".join(str(error.message).split())
+        raise ValueError(f"Cannot read the {name}: {reason}") from None
+    if not crops:
+        raise ValueError(f"The {name} yields no images: int8 calibration needs some "
+                         "(e.g. a few hundred training images).")
+    return preprocessing.normalize(tf.stack(crops), normalization).numpy().astype(np.float32)
+
+
+def _batches(images, batch_size=1):
+    for start in range(0, len(images), batch_size):
+        yield images[start:start + batch_size]
+
+
+# ---------------------------------------------------------------------------
+# TFLite int8.
+# ---------------------------------------------------------------------------
+def _int8_converter(saved_model_dir, calibration, allow_float):
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+    def representative_dataset():
+        for batch in _batches(calibration):
+            yield [batch]
+
+    converter.representative_dataset = representative_dataset
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if allow_float:
+        ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+    converter.target_spec.supported_ops = ops
+    return converter
+
+
+def to_tflite_int8(model, path, calibration, image_size=None, use_ema=True, optimizer=None):
+    """Writes a full-integer `.tflite` file (float32 input and output).
+
+    Args:
+        model: a GoogLeNet classifier.
+        path: output file.
+        calibration: float32 `(n, S, S, 3)` preprocessed images
+            (`calibration_images`).
+        image_size: input size (default: the model's, or 224).
+        use_ema, optimizer: see `export.serving_model`.
+
+    Returns:
+        `(path, float_ops)`: the ops left in float (e.g.
+        `["LOCAL_RESPONSE_NORMALIZATION"]` for the paper variant), [] when
+        every op between the first QUANTIZE and last DEQUANTIZE is int8.
+    """
+    import keras
+
+    calibration = _check_calibration(calibration)
+    net, spec = convert._resolve(model, image_size, use_ema, optimizer)
+    if tuple(calibration.shape[1:3]) != tuple(spec.shape[1:3]):
+        raise ValueError(f"Calibration images are {calibration.shape[1]}x{calibration.shape[2]} "
+                         f"but the model takes {spec.shape[1]}x{spec.shape[2]}.")
+    with tempfile.TemporaryDirectory() as saved_model_dir:
+        archive = keras.export.ExportArchive()
+        archive.track(net)
+        archive.add_endpoint("serve", lambda images: net(images, training=False),
+                             input_signature=[spec])
+        archive.write_out(saved_model_dir, verbose=False)
+        try:
+            data = _int8_converter(saved_model_dir, calibration, False).convert()
+        except Exception:  # an op without an int8 kernel (the LRN): keep it float
+            data = _int8_converter(saved_model_dir, calibration, True).convert()
+    with open(path, "wb") as f:
+        f.write(data)
+    return path, tflite_float_ops(path)
+
+
+def _tflite_interpreter(path, num_threads=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        return convert._interpreter_class()(model_path=os.fspath(path), num_threads=num_threads)
+
+
+def tflite_float_ops(path):
+    """The compute ops of an int8 `.tflite` file that run in float."""
+    interpreter = _tflite_interpreter(path)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    found = set()
+    for op in interpreter._get_ops_details():
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        outputs = [tensors[i] for i in op["outputs"] if i in tensors]
+        if outputs and all(t["dtype"] == np.float32 for t in outputs):
+            found.add(op["op_name"])
+    return sorted(found)
+
+
+def tflite_input_quantization(path):
+    """`{"scale", "zero_point", "dtype"}` of the int8 tensor the float input is
+    quantised to (the first QUANTIZE op's output, or the input itself)."""
+    interpreter = _tflite_interpreter(path)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    input_index = interpreter.get_input_details()[0]["index"]
+    candidates = [tensors[input_index]]
+    for op in interpreter._get_ops_details():
+        if op["op_name"] == "QUANTIZE" and input_index in list(op["inputs"]):
+            candidates = [tensors[i] for i in op["outputs"]]
+            break
+    tensor = candidates[0]
+    scale, zero_point = tensor["quantization"]
+    if not scale:
+        return None
+    return {"scale": float(scale), "zero_point": int(zero_point),
+            "dtype": np.dtype(tensor["dtype"]).name}
+
+
+# ---------------------------------------------------------------------------
+# ONNX Runtime QDQ.
+# ---------------------------------------------------------------------------
+def _onnx_reader(name, calibration):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._batches = iter(_batches(calibration))
+
+        def get_next(self):
+            batch = next(self._batches, None)
+            return None if batch is None else {name: batch}
+
+        def rewind(self):
+            self._batches = iter(_batches(calibration))
+
+    return Reader()
+
+
+def to_onnx_int8(model, path, calibration, image_size=None, use_ema=True, optimizer=None,
+                 float_onnx=None):
+    """Writes an ONNX Runtime QDQ `.onnx` file (per-channel int8 weights,
+    uint8 activations, float32 input and output).
+
+    Args:
+        model: a GoogLeNet classifier (unused when `float_onnx` is given).
+        path: output file.
+        calibration: float32 `(n, S, S, 3)` preprocessed images.
+        image_size, use_ema, optimizer: see `convert.to_onnx`.
+        float_onnx: an existing float `.onnx` of the same model to quantise
+            (default: converted here).
+
+    Returns:
+        `(path, float_ops)`: the op types left in float between the
+        dequantise and quantise nodes (e.g. `["LRN"]`); layout ops
+        (Transpose, Reshape) that merely move int8 data are not counted.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    calibration = _check_calibration(calibration)
+    with tempfile.TemporaryDirectory() as work:
+        if float_onnx is None:
+            float_onnx = convert.to_onnx(model, os.path.join(work, "float.onnx"),
+                                         image_size=image_size, use_ema=use_ema,
+                                         optimizer=optimizer)
+        prepared = os.path.join(work, "prepared.onnx")
+        quant_pre_process(os.fspath(float_onnx), prepared, skip_symbolic_shape=True)
+        import onnx
+
+        name = onnx.load(prepared).graph.input[0].name
+        quantize_static(prepared, os.fspath(path), _onnx_reader(name, calibration),
+                        quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return path, onnx_float_ops(path)
+
+
+_LAYOUT_OPS = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity",
+               "Shape", "Gather", "Cast", "Slice", "Constant", "QuantizeLinear",
+               "DequantizeLinear"}
+
+
+def onnx_float_ops(path):
+    """Op types that ONNX Runtime (CPU) runs in float in a QDQ `.onnx` file.
+
+    What matters is the graph ONNX Runtime executes: it fuses each
+    DequantizeLinear -> op -> QuantizeLinear group into an int8 kernel
+    (QLinearConv, QLinearConcat, NhwcMaxPool, ...) where it has one. The file
+    is loaded with its graph optimisations, and the optimised graph's compute
+    ops that are not int8 kernels are returned (e.g. `["LRN", "MaxPool"]`
+    around the paper variant's LRN); layout ops and the quantise/dequantise
+    nodes are not counted.
+    """
+    import onnx
+    import onnxruntime
+
+    with tempfile.TemporaryDirectory() as work:
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.optimized_model_filepath = os.path.join(work, "optimized.onnx")
+        onnxruntime.InferenceSession(os.fspath(path), options,
+                                     providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath).graph
+    return sorted({node.op_type for node in graph.node
+                   if node.op_type not in _LAYOUT_OPS
+                   and not node.op_type.startswith(("QLinear", "Nhwc", "QGemm", "DynamicQuantize"))
+                   and node.domain != "com.microsoft.nchwc"})
+
+
+def onnx_input_quantization(path):
+    """The scale and zero point of the first QuantizeLinear on the input."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(os.fspath(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    consumers = {graph.input[0].name}
+    for node in graph.node:  # follow layout ops from the input to its QuantizeLinear
+        if node.input and node.input[0] in consumers:
+            if node.op_type == "QuantizeLinear":
+                scale = inits.get(node.input[1])
+                zero = inits.get(node.input[2]) if len(node.input) > 2 else None
+                if scale is None:
+                    return None
+                return {"scale": float(np.asarray(scale).ravel()[0]),
+                        "zero_point": int(np.asarray(zero).ravel()[0]) if zero is not None else 0,
+                        "dtype": np.asarray(zero).dtype.name if zero is not None else "uint8"}
+            consumers.update(node.output)
+    return None
+
+
+def _check_calibration(calibration):
+    calibration = np.asarray(calibration, np.float32)
+    if calibration.ndim != 4 or calibration.shape[-1] != 3 or len(calibration) == 0:
+        raise ValueError("Calibration images must be a non-empty float32 (n, S, S, 3) array. "
+                         f"Received shape {calibration.shape}.")
+    return calibration
+
+
+# ---------------------------------------------------------------------------
+# The sidecar contract.
+# ---------------------------------------------------------------------------
+def sidecar_path(path):
+    return os.fspath(path) + SIDECAR_SUFFIX
+
+
+def write_sidecar(path, contract, runtime, precision, classes, output="probabilities",
+                  input_quantization=None, float_ops=(), calibration=None):
+    """Writes `<path>.json`, the contract of a converted file.
+
+    Args:
+        path: the `.tflite` / `.onnx` file.
+        contract: a `contract.Contract` (normalization, image_size,
+            crop_fraction, class_names).
+        runtime: "tflite" or "onnxruntime".
+        precision: "float32", "dynamic_range" or "int8".
+        classes: number of outputs.
+        output: "probabilities" or "logits".
+        input_quantization: for int8 files, `{"scale", "zero_point", "dtype"}`
+            of the quantised input.
+        float_ops: ops left in float in an int8 file.
+        calibration: `{"data", "split", "images"}` of an int8 file.
+
+    Returns:
+        The sidecar's path.
+    """
+    names = contract_lib.resolve_class_names(contract.class_names, classes)
+    data = {
+        "format": SIDECAR_FORMAT,
+        "file": os.path.basename(os.fspath(path)),
+        "runtime": runtime,
+        "precision": precision,
+        "normalization": contract.normalization,
+        "image_size": contract.image_size,
+        "crop_fraction": contract.crop_fraction,
+        "class_names": list(names),
+        "classes": int(classes),
+        "output": output,
+        "input": {"name": convert.INPUT_NAME, "dtype": "float32", "layout": "NHWC",
+                  "quantization": input_quantization},
+        "float_ops": list(float_ops),
+        "calibration": calibration,
+    }
+    _validate(data, sidecar_path(path))
+    target = sidecar_path(path)
+    with open(target, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    return target
+
+
+def _validate(data, origin):
+    def fail(message):
+        raise ValueError(f"{origin}: invalid converted-model contract: {message}")
+
+    if not isinstance(data, dict):
+        fail("not a JSON object")
+    if data.get("format") != SIDECAR_FORMAT:
+        fail(f"format must be {SIDECAR_FORMAT!r}, got {data.get('format')!r}")
+    for key, choices in (("runtime", RUNTIMES), ("precision", PRECISIONS), ("output", OUTPUTS)):
+        if data.get(key) not in choices:
+            fail(f"{key} must be one of {choices}, got {data.get(key)!r}")
+    classes = data.get("classes")
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        fail(f"classes must be a positive int, got {classes!r}")
+    if data.get("image_size") is None:
+        fail("image_size is missing")
+    contract = contract_lib.Contract.from_json(
+        {k: data.get(k) for k in ("normalization", "image_size", "crop_fraction", "class_names")},
+        origin=origin)
+    if len(contract.class_names) != classes:
+        fail(f"{len(contract.class_names)} class names for {classes} classes")
+    info = data.get("input")
+    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
+        fail("input must be an object with a name")
+    quantization = info.get("quantization")
+    if quantization is not None:
+        if (not isinstance(quantization, dict)
+                or not isinstance(quantization.get("scale"), (int, float))
+                or isinstance(quantization.get("zero_point"), bool)
+                or not isinstance(quantization.get("zero_point"), int)):
+            fail("input.quantization must be {scale, zero_point, dtype} or null")
+    float_ops = data.get("float_ops", [])
+    if not isinstance(float_ops, list) or not all(isinstance(o, str) for o in float_ops):
+        fail("float_ops must be a list of op names")
+    return contract
+
+
+def read_sidecar(path):
+    """The validated sidecar of a converted file: `(contract, info)`.
+
+    Raises:
+        FileNotFoundError: no `<path>.json` beside the file.
+        ValueError: not valid JSON, or not a converted-model contract.
+    """
+    target = sidecar_path(path)
+    if not os.path.isfile(target):
+        raise FileNotFoundError(
+            f"{os.fspath(path)!r} has no contract {target!r} beside it: export it with "
+            "`googlenet export --tflite/--onnx/--int8`, which writes one.")
+    try:
+        with open(target, encoding="utf-8") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{target}: not valid JSON ({error}).") from None
+    return _validate(data, target), data
+
+
+# ---------------------------------------------------------------------------
+# Running converted files.
+# ---------------------------------------------------------------------------
+class TFLiteRunner:
+    """A `.tflite` file as a function of preprocessed float32 batches; the
+    interpreter is resized only when the batch shape changes."""
+
+    def __init__(self, path, num_threads=None):
+        self.interpreter = _tflite_interpreter(path, num_threads)
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        self.shape = None
+
+    def __call__(self, images):
+        images = np.ascontiguousarray(images, np.float32)
+        if self.shape != images.shape:
+            self.interpreter.resize_tensor_input(self.input_index, images.shape)
+            self.interpreter.allocate_tensors()
+            self.shape = images.shape
+        self.interpreter.set_tensor(self.input_index, images)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index).copy()
+
+
+class OnnxRunner:
+    """A `.onnx` file in ONNX Runtime (CPU) as a function of preprocessed batches."""
+
+    def __init__(self, path, num_threads=None):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+            options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(os.fspath(path), options,
+                                                    providers=["CPUExecutionProvider"])
+        self.name = self.session.get_inputs()[0].name
+
+    def __call__(self, images):
+        return self.session.run(None, {self.name: np.ascontiguousarray(images, np.float32)})[0]
+
+
+def runner(path, num_threads=None):
+    """A `TFLiteRunner` or `OnnxRunner` for a converted file, by its extension."""
+    path = os.fspath(path)
+    if path.endswith(".tflite"):
+        return TFLiteRunner(path, num_threads)
+    if path.endswith(".onnx"):
+        return OnnxRunner(path, num_threads)
+    raise ValueError(f"Expected a .tflite or .onnx file. Received: {path!r}")
+
+
+def is_converted(path):
+    return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(CONVERTED_EXTENSIONS)
+
+
+def converted_predictor(path, image_size=None, name=None, num_threads=None):
+    """An `evaluation.Predictor` of a `.tflite` / `.onnx` file with its sidecar:
+    crops in [0, 255] are normalised as the contract says, run, and a logits
+    output gets a softmax."""
+    from keras_googlenet.inference import evaluation
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model file at {path!r}.")
+    contract, info = read_sidecar(path)
+    if image_size is not None and image_size != contract.image_size:
+        raise ValueError(f"{path!r} takes {contract.image_size}x{contract.image_size} crops "
+                         f"(fixed at conversion); image_size={image_size} cannot be applied.")
+    run = runner(path, num_threads)
+    normalization = contract.normalization
+    logits = info["output"] == "logits"
+
+    def fn(images):
+        outputs = run(preprocessing.normalize(tf.convert_to_tensor(images, tf.float32),
+                                              normalization).numpy())
+        outputs = np.asarray(outputs, np.float32)
+        if logits:
+            outputs = tf.nn.softmax(outputs).numpy()
+        return outputs
+
+    predictor = evaluation.Predictor(name or path, fn, contract.image_size, info["classes"],
+                                     crop_fraction=contract.crop_fraction, owner=run)
+    predictor.class_names = list(contract.class_names)
+    return predictor
+
+
+def output_kind(model):
+    """"logits" or "probabilities" for the serving model of `model`."""
+    net, _ = export.serving_model(model)
+    return "logits" if export.output_activation(net) == "linear" else "probabilities"
