@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_googlenet.data import preprocessing
+from keras_googlenet.data.subsets import parse_classes
 from keras_googlenet.data import image_header
 
 logger = logging.getLogger(__name__)
@@ -183,25 +184,6 @@ def train_val_sources(spec, train_split="train", val_split="validation", data_di
         logger.warning("Validation reads the training data (%s): its accuracy says nothing "
                        "about unseen images.", train.name)
     return train, val
-
-
-def parse_classes(text):
-    """The class indices of a `--classes` value: "5,6,7" or a list of ints,
-    in the given order (which becomes the new label order); None for None
-    or an empty string (every class)."""
-    if text is None or (isinstance(text, str) and not text.strip()):
-        return None
-    items = text.split(",") if isinstance(text, str) else list(text)
-    try:
-        classes = [int(str(item).strip()) for item in items]
-    except ValueError:
-        raise ValueError("--classes must be comma-separated class indices, e.g. 5,6,7. "
-                         f"Received: classes={text!r}") from None
-    if any(c < 0 for c in classes):
-        raise ValueError(f"--classes must be class indices >= 0. Received: classes={text!r}")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"--classes lists a class twice. Received: classes={text!r}")
-    return classes
 
 
 def source_labels(source):
