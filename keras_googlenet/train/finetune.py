@@ -26,6 +26,7 @@ from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
 from keras_googlenet.train import recipe
 
 BACKBONE_OUTPUT = "pool5_7x7_s1"
+GLOBAL_CLIPNORM = 5.0
 
 
 def load_pretrained(path, **overrides):
@@ -105,7 +106,12 @@ def finetune(model, train_data, val_data=None, head_epochs=2, epochs=4, head_lea
             continue
         set_backbone_trainable(model, trainable)
         # Re-compiling after changing `trainable` is what makes it take effect.
-        recipe.compile_model(model, recipe.make_optimizer(lr, weight_decay=0, ema_momentum=None))
+        optimizer = recipe.make_optimizer(lr, weight_decay=0, ema_momentum=None)
+        # A loose clip of the gradients' global norm: it seldom acts, but a
+        # confident head meeting augmented views (or weak pretrained
+        # features) can otherwise blow the unfrozen backbone up to NaN.
+        optimizer.global_clipnorm = GLOBAL_CLIPNORM
+        recipe.compile_model(model, optimizer)
         h = model.fit(train_data, validation_data=val_data, epochs=done + n, initial_epoch=done,
                       steps_per_epoch=steps_per_epoch, verbose=verbose,
                       callbacks=list(callbacks or []))
@@ -137,7 +143,12 @@ def fit_linear_probe(model, features, labels, num_classes, c=1.0, seed=0):
     from sklearn.linear_model import LogisticRegression
 
     mean = features.mean(axis=0)
-    std = features.std(axis=0) + 1e-6
+    std = features.std(axis=0)
+    # A (nearly) constant feature, e.g. a dead ReLU channel, is left out:
+    # dividing by its tiny spread would put a huge weight into the kernel,
+    # and full fine-tuning from that head diverges.
+    floor = 1e-3 * float(np.max(std)) if np.max(std) > 0 else 1.0
+    std = np.where(std > floor, std, np.inf)
     classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
     classifier.fit((features - mean) / std, labels)
     coef = np.zeros((num_classes, features.shape[1]))
