@@ -22,6 +22,10 @@ def add_arguments(parser):
     flags.add_data(parser)
     parser.add_argument("--split", default="validation",
                         help="split to evaluate; default: validation")
+    parser.add_argument("--classes", default=None,
+                        help="evaluate these classes of the data only, e.g. 5,6,7,8,9, "
+                             "relabelled 0..N-1 in this order (as train and finetune --classes "
+                             "do); default: every class")
     parser.add_argument("--crops", type=int, nargs="+", default=[1], choices=CROP_CHOICES,
                         help="crop sets per image, several make a table; default: 1")
     parser.add_argument("--no-mirror", dest="mirror", action="store_false",
@@ -49,10 +53,20 @@ def add_arguments(parser):
 
 
 def run(args):
+    from keras_googlenet.data.subsets import parse_classes
+
+    parse_classes(args.classes)  # refuse a bad value before loading TensorFlow
     from keras_googlenet.inference import evaluation
 
+    data, class_names = args.data, None
+    if args.classes:
+        from keras_googlenet.data import sources
+
+        source = sources.subset(sources.get_source(args.data, args.split,
+                                                   data_dir=args.data_dir), args.classes)
+        data, class_names = source.dataset(), source.class_names
     results = evaluation.evaluate(
-        args.models, data=args.data, split=args.split, crops=args.crops,
+        args.models, data=data, split=args.split, class_names=class_names, crops=args.crops,
         image_size=args.image_size, normalization=flags.normalization_arg(args.normalization),
         data_dir=args.data_dir, batch_size=args.batch_size, crop_fraction=args.crop_fraction,
         max_examples=args.max_examples, ensemble_sizes=args.ensemble_sizes,

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_googlenet.data import preprocessing
+from keras_googlenet.data.subsets import parse_classes
 from keras_googlenet.data import image_header
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,13 @@ class Source:
             to decode at run time (a safety net behind the folder scan).
         holdout: for the two parts of a folder split by `folder_holdout`,
             how it was split (folder, fraction, seed, sizes); else None.
+        labels: every example's label, in dataset order, when known without
+            reading the data (embedded, folders); else None.
+        select: `fn(indices) -> make_dataset` of only the examples at
+            `indices` (in dataset order), reading none of the others; None
+            where the kind cannot (`subset` then filters the whole stream).
+        subset: for a `subset` of another source, what it keeps (classes,
+            examples per class, seed); else None.
     """
 
     name: str
@@ -63,6 +71,9 @@ class Source:
     skipped: list = dataclasses.field(default_factory=list)
     skip_decode_errors: bool = False
     holdout: Optional[dict] = None
+    labels: Optional[np.ndarray] = None
+    select: Optional[Callable] = None
+    subset: Optional[dict] = None
 
     def dataset(self, num_shards=1, shard_index=0):
         """Returns the `(image, label)` dataset, optionally one shard of it.
@@ -175,6 +186,126 @@ def train_val_sources(spec, train_split="train", val_split="validation", data_di
     return train, val
 
 
+def source_labels(source):
+    """Every label of `source`, in dataset order: known ones as they are,
+    else read once from the data (every record: slow for big sets)."""
+    if source.labels is not None:
+        return np.asarray(source.labels)
+    logger.info("Reading every label of %s to take a subset.", source.name)
+    labels = source.make_dataset(1, 0).map(lambda image, label: label)
+    return np.fromiter(labels.as_numpy_iterator(), np.int64)
+
+
+def subset(source, classes=None, examples_per_class=None, seed=0):
+    """A class subset and/or a few-shot sample of a source.
+
+    Args:
+        source: a `Source`.
+        classes: class indices to keep (a list or "5,6,7"), in the order of
+            the new labels: `[5, 6, 7]` relabels 5 -> 0, 6 -> 1, 7 -> 2, and
+            the class names go with them. None keeps every class.
+        examples_per_class: K, the number of examples kept of each class,
+            drawn with `seed`; None keeps them all.
+        seed: the draw of the K examples: the same seed and source give the
+            same images, and a class's draw does not depend on the others
+            (each class draws from its own `(seed, class)` stream).
+
+    Returns:
+        A new `Source` (the same one when nothing is asked); its `subset`
+        attribute records what it kept.
+
+    Raises:
+        ValueError: naming the flag: a class index out of range, K < 1, or
+            a class with fewer than K examples.
+    """
+    classes = parse_classes(classes)
+    if examples_per_class is not None and (
+            isinstance(examples_per_class, bool) or not isinstance(examples_per_class, int)
+            or examples_per_class < 1):
+        raise ValueError("--examples-per-class must be a positive integer. "
+                         f"Received: examples_per_class={examples_per_class!r}")
+    if classes is None and examples_per_class is None:
+        return source
+    if classes is not None:
+        out = [c for c in classes if c >= source.num_classes]
+        if out:
+            raise ValueError(
+                f"--classes: {out} out of range: {source.name!r} has {source.num_classes} "
+                f"classes (0..{source.num_classes - 1}). Received: classes={classes}")
+    kept = classes if classes is not None else list(range(source.num_classes))
+    labels = source_labels(source)
+    chosen = []
+    for cls in kept:
+        members = np.flatnonzero(labels == cls)
+        if examples_per_class is not None:
+            if len(members) < examples_per_class:
+                name = source.class_names[cls] if source.class_names else cls
+                raise ValueError(
+                    f"--examples-per-class {examples_per_class}: class {cls} ({name!r}) of "
+                    f"{source.name!r} has only {len(members)} examples.")
+            rng = np.random.default_rng([seed, cls])
+            members = rng.choice(members, examples_per_class, replace=False)
+        chosen.append(members)
+    # Dataset order (not class order): shuffling is the pipeline's job.
+    indices = np.sort(np.concatenate(chosen)).astype(np.int64)
+    remap = np.full(source.num_classes, -1, np.int32)
+    remap[kept] = np.arange(len(kept), dtype=np.int32)
+    new_labels = remap[labels[indices]]
+    if source.select is not None:
+        inner = source.select(indices)
+    else:
+        inner = _filtered(source.make_dataset, len(labels), indices)
+    table = tf.constant(remap)
+    make_dataset = _relabelled(inner, table)
+
+    def select(sub_indices):
+        # Positions in this subset are positions `indices[...]` of the parent.
+        return _relabelled(source.select(indices[np.asarray(sub_indices, np.int64)]), table)
+
+    description = []
+    if classes is not None:
+        description.append(f"classes {','.join(map(str, classes))}")
+    if examples_per_class is not None:
+        description.append(f"{examples_per_class} per class, seed {seed}")
+    names = ([source.class_names[c] for c in kept] if source.class_names
+             else [str(c) for c in kept])
+    return dataclasses.replace(
+        source,
+        name=f"{source.name} [{'; '.join(description)}]",
+        make_dataset=make_dataset,
+        num_classes=len(kept),
+        class_names=names,
+        num_examples=len(indices),
+        labels=new_labels,
+        select=select if source.select is not None else None,
+        subset={"classes": kept, "examples_per_class": examples_per_class, "seed": seed,
+                "examples": len(indices), "of": source.name},
+    )
+
+
+def _relabelled(make_dataset, table):
+    def relabelled(num_shards, shard_index):
+        return make_dataset(num_shards, shard_index).map(
+            lambda image, label: (image, tf.gather(table, label)),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    return relabelled
+
+
+def _filtered(make_dataset, size, indices):
+    """`make_dataset` of only the examples at `indices`, by filtering the
+    whole stream (for kinds that cannot read single examples)."""
+    keep = np.zeros(size, bool)
+    keep[indices] = True
+    keep = tf.constant(keep)
+
+    def filtered(num_shards, shard_index):
+        ds = make_dataset(1, 0).enumerate()
+        ds = ds.filter(lambda i, pair: tf.gather(keep, i))
+        return ds.map(lambda i, pair: pair).shard(num_shards, shard_index)
+
+    return filtered
+
+
 def _split_dir(path, split):
     candidate = os.path.join(path, split) if split else path
     return candidate if os.path.isdir(candidate) else path
@@ -226,16 +357,23 @@ def embedded_source(split="train"):
     index = splits[split]
     images, labels = images[index], labels[index]
 
-    def make_dataset(num_shards, shard_index):
-        ds = tf.data.Dataset.from_tensor_slices((images, labels))
-        return ds.shard(num_shards, shard_index)
+    def select(indices):
+        chosen_images, chosen_labels = images[indices], labels[indices]
+
+        def make_dataset(num_shards, shard_index):
+            ds = tf.data.Dataset.from_tensor_slices((chosen_images, chosen_labels))
+            return ds.shard(num_shards, shard_index)
+
+        return make_dataset
 
     return Source(
         name=f"embedded:{split}",
-        make_dataset=make_dataset,
+        make_dataset=select(np.arange(len(labels))),
         num_classes=10,
         class_names=[str(i) for i in range(10)],
         num_examples=len(labels),
+        labels=labels,
+        select=select,
     )
 
 
@@ -462,14 +600,23 @@ def _decodable_files(path, on_error, validate):
 def _files_source(name, paths, labels, class_names, bad, on_error, holdout=None):
     labels = np.array(labels, np.int32)
 
-    def make_dataset(num_shards, shard_index):
-        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-        ds = ds.shard(num_shards, shard_index)  # Shard file names, not images.
-        return ds.map(lambda p, l: (tf.io.read_file(p), l), num_parallel_calls=tf.data.AUTOTUNE)
+    def select(indices):
+        chosen_paths = [paths[i] for i in indices]
+        chosen_labels = labels[indices]
+
+        def make_dataset(num_shards, shard_index):
+            ds = tf.data.Dataset.from_tensor_slices((chosen_paths, chosen_labels))
+            ds = ds.shard(num_shards, shard_index)  # Shard file names, not images.
+            return ds.map(lambda p, l: (tf.io.read_file(p), l),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+
+        return make_dataset
 
     return Source(
         name=name,
-        make_dataset=make_dataset,
+        make_dataset=select(np.arange(len(paths))),
+        labels=labels,
+        select=select,
         num_classes=len(class_names),
         class_names=class_names,
         num_examples=len(paths),

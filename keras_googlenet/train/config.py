@@ -15,6 +15,7 @@ import os
 import typing
 from typing import Optional
 
+from keras_googlenet.data.subsets import parse_classes
 from keras_googlenet.models import contract
 
 SCHEDULES = ("paper", "cosine", "constant")
@@ -53,6 +54,12 @@ class TrainConfig:
     label_offset: int = _field(0, (
         "TFRecord data only: added to each stored label, e.g. -1 for TF-slim's 1-based "
         "labels"))
+    classes: Optional[str] = _field(None, (
+        "train on these classes only, e.g. 5,6,7,8,9: relabelled 0..N-1 in this order, "
+        "their names kept; validation keeps the same classes; default: every class"))
+    examples_per_class: Optional[int] = _field(None, (
+        "few-shot training: K training images of each class, drawn with --seed (the same "
+        "seed, the same images); validation keeps all its images; default: all"))
     holdout_fraction: float = _field(0.1, (
         "folder data without a <val-split> sub-folder: fraction of each class held out "
         "for validation (at least one image per class); 0 validates on the training images"))
@@ -140,6 +147,10 @@ class TrainConfig:
                 bad(name, "a positive integer")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             bad("steps_per_epoch", "a positive integer")
+        if self.examples_per_class is not None and self.examples_per_class < 1:
+            bad("examples_per_class", "a positive integer")
+        if self.classes is not None:
+            parse_classes(self.classes)
         if self.image_size is not None and self.image_size < 65 and self.aux_classifiers:
             bad("image_size", "at least 65 with the auxiliary classifiers (--no-aux-classifiers allows 32)")
         if self.image_size is not None and self.image_size < 32:
@@ -204,6 +215,8 @@ def coerce(name, value):
         raise ValueError(f"Unknown configuration key {name!r}. Known keys: {sorted(fields)}")
     if value is None:
         return None
+    if name == "classes" and isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value))  # a recipe file's [5, 6, 7]
     kind = field_type(fields[name])
     if kind is bool:
         if isinstance(value, bool):

@@ -5,16 +5,28 @@ classes, train it with the backbone frozen, then unfreeze the backbone and
 train everything with a lower learning rate. Batch-norm layers stay in
 inference mode throughout (frozen statistics): small fine-tuning batches
 would otherwise overwrite the pretrained statistics.
+
+`run` is `googlenet finetune`: three modes (`linear-probe`: a logistic
+regression on the frozen backbone's pooled features, fitted by
+scikit-learn and written into an ordinary Dense softmax head; `head`: a new
+classifier trained by SGD on the frozen backbone; `full`: the head first,
+fitted by the linear probe, then everything), the logs `googlenet train` writes (history.csv, curves.png,
+config.json, results.json, model.keras with its contract) and an optional
+TF Serving export.
 """
+import math
 import os
+import time
 
 import keras
+import numpy as np
 
 from keras_googlenet.inference import loader
 from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
 from keras_googlenet.train import recipe
 
 BACKBONE_OUTPUT = "pool5_7x7_s1"
+GLOBAL_CLIPNORM = 5.0
 
 
 def load_pretrained(path, **overrides):
@@ -70,7 +82,7 @@ def set_backbone_trainable(model, trainable):
 
 
 def finetune(model, train_data, val_data=None, head_epochs=2, epochs=4, head_learning_rate=0.01,
-             learning_rate=0.001, steps_per_epoch=None, verbose=1):
+             learning_rate=0.001, steps_per_epoch=None, verbose=1, callbacks=None):
     """Two phases: the head alone on a frozen backbone, then everything.
 
     Args:
@@ -80,18 +92,261 @@ def finetune(model, train_data, val_data=None, head_epochs=2, epochs=4, head_lea
         epochs: epochs of phase 2 (backbone unfrozen), at `learning_rate`,
             which should be well below `head_learning_rate`.
 
+        callbacks: Keras callbacks of both phases; the epochs of the second
+            phase are numbered after the first's (one history.csv).
+
     Returns:
         {"head": history dict, "full": history dict}.
     """
     histories = {}
+    done = 0
     for phase, n, lr, trainable in (("head", head_epochs, head_learning_rate, False),
                                     ("full", epochs, learning_rate, True)):
         if n <= 0:
             continue
         set_backbone_trainable(model, trainable)
         # Re-compiling after changing `trainable` is what makes it take effect.
-        recipe.compile_model(model, recipe.make_optimizer(lr, weight_decay=0, ema_momentum=None))
-        h = model.fit(train_data, validation_data=val_data, epochs=n,
-                      steps_per_epoch=steps_per_epoch, verbose=verbose)
+        optimizer = recipe.make_optimizer(lr, weight_decay=0, ema_momentum=None)
+        # A loose clip of the gradients' global norm: it seldom acts, but a
+        # confident head meeting augmented views (or weak pretrained
+        # features) can otherwise blow the unfrozen backbone up to NaN.
+        optimizer.global_clipnorm = GLOBAL_CLIPNORM
+        recipe.compile_model(model, optimizer)
+        h = model.fit(train_data, validation_data=val_data, epochs=done + n, initial_epoch=done,
+                      steps_per_epoch=steps_per_epoch, verbose=verbose,
+                      callbacks=list(callbacks or []))
         histories[phase] = h.history
+        done += n
     return histories
+
+
+def backbone_features(model, dataset):
+    """`(features, labels)`: the pooled backbone features (pool5, before the
+    classifier) of every batch of a labelled dataset, as NumPy arrays."""
+    features_model = keras.Model(model.input, model.get_layer(BACKBONE_OUTPUT).output)
+    features, labels = [], []
+    for images, batch_labels in dataset:
+        features.append(np.asarray(features_model.predict_on_batch(images), np.float64))
+        labels.append(np.asarray(batch_labels))
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def fit_linear_probe(model, features, labels, num_classes, c=1.0, seed=0):
+    """Fits a multinomial logistic regression (scikit-learn, on standardised
+    features) and writes it into `model`'s `classifier` Dense layer, so the
+    model computes exactly its probabilities: softmax(W x + b) with the
+    standardisation folded into W and b.
+
+    Returns:
+        The fitted `LogisticRegression`.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    mean = features.mean(axis=0)
+    std = features.std(axis=0)
+    # A (nearly) constant feature, e.g. a dead ReLU channel, is left out:
+    # dividing by its tiny spread would put a huge weight into the kernel,
+    # and full fine-tuning from that head diverges.
+    floor = 1e-3 * float(np.max(std)) if np.max(std) > 0 else 1.0
+    std = np.where(std > floor, std, np.inf)
+    classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    classifier.fit((features - mean) / std, labels)
+    coef = np.zeros((num_classes, features.shape[1]))
+    intercept = np.zeros(num_classes)
+    present = classifier.classes_.astype(int)
+    if len(present) == 2 and classifier.coef_.shape[0] == 1:
+        # Binary: p(class 1) = sigmoid(z) = softmax([0, z])[1].
+        coef[present[1]], intercept[present[1]] = classifier.coef_[0], classifier.intercept_[0]
+    else:
+        coef[present], intercept[present] = classifier.coef_, classifier.intercept_
+    if len(present) < num_classes:
+        intercept[np.setdiff1d(np.arange(num_classes), present)] = -1e4  # never seen: never predicted
+    kernel = (coef / std).T
+    bias = intercept - (coef / std) @ mean
+    layer = model.get_layer("classifier")
+    layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    return classifier
+
+
+def _history_row(model, dataset, prefix=""):
+    """Loss and top-1 (top-5) of `model` over a dataset, as history.csv keys."""
+    from keras_googlenet.inference.evaluation import classification_metrics
+
+    probabilities, labels = [], []
+    for images, batch_labels in dataset:
+        probabilities.append(np.asarray(model.predict_on_batch(images), np.float64))
+        labels.append(np.asarray(batch_labels))
+    probabilities, labels = np.concatenate(probabilities), np.concatenate(labels)
+    loss = float(np.mean(-np.log(np.clip(probabilities[np.arange(len(labels)), labels],
+                                         1e-7, 1.0))))
+    metrics = classification_metrics(probabilities, labels)
+    row = {f"{prefix}loss": loss, f"{prefix}top1": metrics["top1_accuracy"]}
+    if probabilities.shape[1] > 5:
+        row[f"{prefix}top5"] = metrics["top5_accuracy"]
+    return row
+
+
+MODES = ("linear-probe", "head", "full")
+# Defaults of `run` and `googlenet finetune`, chosen on the embedded digits
+# (docs/transfer.md): they bring the main job's digits model to >= 90% on a
+# two-class folder of 80 + 24 images.
+DEFAULTS = dict(mode="full", batch_size=32, head_epochs=10, epochs=10, head_learning_rate=0.1,
+                learning_rate=0.001, min_crop_area=0.25, flip=False, holdout_fraction=0.1,
+                probe_c=1.0, seed=1, precision="auto")
+
+
+def steps_for(num_examples, batch_size):
+    """One pass over the data, at least one step (a few-shot set smaller than
+    a batch is repeated within the step)."""
+    return max(1, math.ceil(num_examples / batch_size))
+
+
+def load_sources(data, data_dir=None, classes=None, examples_per_class=None, seed=1,
+                 holdout_fraction=DEFAULTS["holdout_fraction"]):
+    """The training and validation sources of a fine-tuning run: `--classes`
+    slices both, `--examples-per-class` the training one (drawn with `seed`)."""
+    from keras_googlenet.data import sources
+
+    train, val = sources.train_val_sources(data, "train", "validation", data_dir=data_dir,
+                                           holdout_fraction=holdout_fraction)
+    train = sources.subset(train, classes, examples_per_class, seed=seed)
+    val = sources.subset(val, classes) if val is not None else None
+    if train.num_classes < 2:
+        raise ValueError(f"{train.name!r} has {train.num_classes} class: a classifier needs "
+                         "at least 2 classes (for a folder, one sub-folder per class).")
+    return train, val
+
+
+def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, classes=None,
+        examples_per_class=None, mode=DEFAULTS["mode"], image_size=None, normalization="auto",
+        batch_size=DEFAULTS["batch_size"], head_epochs=DEFAULTS["head_epochs"],
+        epochs=DEFAULTS["epochs"], full_head_epochs=0, head_learning_rate=DEFAULTS["head_learning_rate"],
+        learning_rate=DEFAULTS["learning_rate"], steps_per_epoch=None,
+        min_crop_area=DEFAULTS["min_crop_area"], flip=DEFAULTS["flip"],
+        holdout_fraction=DEFAULTS["holdout_fraction"], probe_c=DEFAULTS["probe_c"],
+        seed=DEFAULTS["seed"], precision=DEFAULTS["precision"], export_dir="", verbose=1):
+    """Fine-tunes a `.keras` GoogLeNet on new data: `googlenet finetune`.
+
+    Normalisation and input size come from the model's contract (override
+    with `normalization`, `image_size`). Writes to `output_dir`:
+    config.json, history.csv, curves.png, model.keras (its contract carries
+    the new class names) and results.json (validation top-1/top-5 of the
+    saved model); exports to `export_dir` unless it is empty.
+
+    Args:
+        model: path of the pretrained `.keras` model.
+        mode: "linear-probe", "head" or "full" (see the module docstring).
+        head_epochs: mode head: epochs of the new head on the frozen backbone.
+        full_head_epochs: mode full: epochs of SGD on the head (already
+            fitted by the linear probe) before unfreezing; default 0.
+        epochs: mode full: epochs with everything unfrozen.
+        steps_per_epoch: default one pass over the training data (at least 1).
+        probe_c: inverse L2 strength of the linear probe's regression.
+        (others as the flags of `googlenet finetune`.)
+
+    Returns:
+        The results dict (also in results.json).
+    """
+    from keras_googlenet.data import augment, pipeline
+    from keras_googlenet.models import contract as contract_lib
+    from keras_googlenet.train import distribute, trainer
+
+    if mode not in MODES:
+        raise ValueError(f"--mode must be one of {MODES}. Received: mode={mode!r}")
+    if head_epochs < 0 or epochs < 0 or full_head_epochs < 0:
+        raise ValueError("--head-epochs and --epochs must be >= 0. Received: "
+                         f"head_epochs={head_epochs}, epochs={epochs}")
+    if (mode == "head" and head_epochs == 0) or (mode == "full" and epochs == 0):
+        raise ValueError(f"--mode {mode} needs {'--head-epochs' if mode == 'head' else '--epochs'}"
+                         " > 0 (--mode linear-probe trains no epochs).")
+    if not 0 < min_crop_area <= 1:
+        raise ValueError(f"--min-crop-area must be in (0, 1]. Received: {min_crop_area!r}")
+    if not probe_c > 0:
+        raise ValueError(f"--probe-c must be positive. Received: probe_c={probe_c!r}")
+    started = time.time()
+    keras.utils.set_random_seed(seed)
+    policy = distribute.set_precision(precision)
+    pretrained, contract = load_pretrained(model, normalization=normalization,
+                                           image_size=image_size)
+    image_size = contract.image_size or pretrained.input.shape[1]
+    if image_size is None:
+        raise ValueError("The model takes any size: pass --image-size.")
+    train_source, val_source = load_sources(data, data_dir, classes, examples_per_class, seed,
+                                            holdout_fraction)
+    steps = steps_per_epoch or steps_for(train_source.num_examples, batch_size)
+    net = replace_classifier(pretrained, train_source.num_classes)
+    names = list(train_source.class_names or map(str, range(train_source.num_classes)))
+
+    def eval_data(source):
+        return pipeline.build_dataset(source, training=False, image_size=image_size,
+                                      batch_size=batch_size, normalization=contract.normalization,
+                                      crop_fraction=contract.crop_fraction, cache=True)
+
+    val_data = eval_data(val_source) if val_source is not None else None
+    os.makedirs(output_dir, exist_ok=True)
+    csv_path = os.path.join(output_dir, "history.csv")
+    if os.path.exists(csv_path):
+        os.remove(csv_path)  # a new run, not a resumed one
+    trainer._write_json(os.path.join(output_dir, "config.json"), dict(
+        model=os.fspath(model), data=data, data_dir=data_dir, classes=classes,
+        examples_per_class=examples_per_class, mode=mode, image_size=image_size,
+        normalization=contract.normalization, crop_fraction=contract.crop_fraction,
+        batch_size=batch_size, head_epochs=head_epochs, epochs=epochs,
+        head_learning_rate=head_learning_rate, learning_rate=learning_rate,
+        steps_per_epoch=steps, min_crop_area=min_crop_area, flip=flip,
+        holdout_fraction=holdout_fraction, probe_c=probe_c, seed=seed, precision=precision,
+        policy=policy, export_dir=export_dir, output_dir=output_dir,
+        num_classes=train_source.num_classes, class_names=names,
+        train_source=train_source.name, train_examples=train_source.num_examples,
+        validation_source=val_source.name if val_source is not None else None))
+
+    if mode in ("linear-probe", "full"):
+        # The linear probe is also the head that full fine-tuning starts
+        # from: a fitted head, not a random one, meets the unfrozen backbone
+        # (LP-FT, Kumar et al. 2022), and it costs one forward pass.
+        features, labels = backbone_features(net, eval_data(train_source))
+        fit_linear_probe(net, features, labels, train_source.num_classes, c=probe_c, seed=seed)
+    if mode == "linear-probe":
+        row = {"epoch": 0, **_history_row(net, eval_data(train_source))}
+        if val_data is not None:
+            row.update(_history_row(net, val_data, "val_"))
+        with open(csv_path, "w", encoding="utf-8") as f:
+            f.write(",".join(row) + "\n" + ",".join(str(v) for v in row.values()) + "\n")
+        history = {k: [v] for k, v in row.items() if k != "epoch"}
+    else:
+        train_data = pipeline.training_stream(
+            train_source, image_size=image_size, batch_size=batch_size, steps_per_epoch=steps,
+            seed=seed, augment=augment.AugmentConfig(area_range=(min_crop_area, 1.0),
+                                                     random_flip=flip),
+            normalization=contract.normalization, cache=True)
+        histories = finetune(net, train_data, val_data,
+                             head_epochs=head_epochs if mode == "head" else full_head_epochs,
+                             epochs=epochs if mode == "full" else 0,
+                             head_learning_rate=head_learning_rate, learning_rate=learning_rate,
+                             steps_per_epoch=steps, verbose=verbose,
+                             callbacks=[keras.callbacks.CSVLogger(csv_path, append=True)])
+        history = {}
+        for phase_history in histories.values():
+            for key, values in phase_history.items():
+                history.setdefault(key, []).extend(values)
+    trainer.plot_history(csv_path, os.path.join(output_dir, "curves.png"))
+    model_contract = contract_lib.Contract(
+        normalization=contract.normalization, image_size=image_size,
+        crop_fraction=contract.crop_fraction, class_names=names, variant=contract.variant)
+    model_path = contract_lib.save_model(net, os.path.join(output_dir, "model.keras"),
+                                         model_contract)
+    results = {"mode": mode, "model_path": model_path, "output_dir": output_dir,
+               "train_examples": train_source.num_examples, "steps_per_epoch": steps,
+               "class_names": names}
+    if val_data is not None:
+        results["val"] = trainer.infer_metrics(net, val_data)
+    results["final"] = {k: v[-1] for k, v in history.items()}
+    if export_dir:
+        from keras_googlenet.serving.export import export_saved_model
+
+        results["export_path"] = export_saved_model(
+            net, export_dir, class_names=names, image_size=image_size,
+            normalization=contract.normalization, crop_fraction=contract.crop_fraction)
+    results["train_seconds"] = time.time() - started
+    trainer._write_json(os.path.join(output_dir, "results.json"), results)
+    return results

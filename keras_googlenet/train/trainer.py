@@ -216,6 +216,11 @@ def _sources(config):
     train_source, val_source = sources.train_val_sources(
         config.data, config.train_split, config.val_split, data_dir=config.data_dir,
         holdout_fraction=config.holdout_fraction, holdout_seed=config.holdout_seed, **kwargs)
+    # --classes slices both splits; --examples-per-class only the training one.
+    train_source = sources.subset(train_source, config.classes, config.examples_per_class,
+                                  seed=config.seed)
+    if val_source is not None:
+        val_source = sources.subset(val_source, config.classes)
     if train_source.num_classes < 2:
         # One class trains to 100% accuracy and can predict nothing else.
         raise ValueError(
