@@ -19,6 +19,7 @@ import sys
 import tempfile
 import traceback
 
+from keras_googlenet import backends
 from keras_googlenet.cli import flags
 
 # name -> (module, help)
@@ -147,8 +148,11 @@ def main(argv=None, commands=None):
     chosen = [command] if command in COMMANDS else None
     args = build_parser(chosen).parse_args(argv)  # --help exits here, before TensorFlow
     verbose = _verbose_requested(args)
-    quiet_tensorflow_start(verbose)
     try:
+        # Before anything imports Keras (TensorFlow's import does): Keras
+        # reads its backend once.
+        backends.select(getattr(args, "backend", None))
+        quiet_tensorflow_start(verbose)
         result = args._run(args)
     except _user_errors() as e:  # evaluated when raised: after the command's imports
         if verbose:

@@ -38,6 +38,14 @@ def add_arguments(parser):
 
 
 def run(args):
+    from keras_googlenet import backends
+
+    # A SavedModel (and TFLite) is TensorFlow's: a model.keras trained on
+    # any backend exports from the TensorFlow backend.
+    backends.require_tensorflow(
+        "googlenet export (a TensorFlow SavedModel)",
+        f"run `KERAS_BACKEND=tensorflow googlenet export --model {args.model} ...`; "
+        "a .keras file trained on any backend exports there")
     from keras_googlenet.inference import loader
     from keras_googlenet.serving import export
 

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 
+from keras_googlenet import backends
 from keras_googlenet.train import config as config_lib
 
 
@@ -77,6 +78,9 @@ def run(args):
     # Validate every flag before importing TensorFlow or touching data.
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_lib.TrainConfig)}
     config = config_lib.build(values)
+    # Before Keras is imported (when `googlenet` is the caller, cli.main
+    # has already done it, before TensorFlow's import).
+    backends.select(config.backend)
     from keras_googlenet.train import trainer
 
     results = trainer.run(config)

@@ -6,6 +6,7 @@ Garden habit). Pixel values enter as RGB in [0, 255].
 """
 import numbers
 
+import keras
 import tensorflow as tf
 from keras.applications import imagenet_utils
 
@@ -39,7 +40,35 @@ def preprocess_input(x, data_format=None, mode=DEFAULT_MODE):
         raise ValueError(
             f"`mode` must be one of {MODES}. Received: mode={mode!r}"
         )
+    if isinstance(x, tf.Tensor) and keras.backend.backend() != "tensorflow":
+        # A tf.data pipeline feeding a JAX or PyTorch model: Keras' ops are
+        # the other backend's and cannot take (symbolic) TensorFlow tensors.
+        return _preprocess_tf(x, data_format, mode)
     return imagenet_utils.preprocess_input(x, data_format=data_format, mode=mode)
+
+
+def _preprocess_tf(x, data_format, mode):
+    """`imagenet_utils.preprocess_input` in TensorFlow ops, the same
+    arithmetic in the same order (identical float32 results)."""
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating:
+        x = tf.cast(x, keras.backend.floatx())
+    if mode == "tf":
+        return x / 127.5 - 1.0
+    axis = 1 if data_format == "channels_first" and x.shape.rank == 4 else (
+        0 if data_format == "channels_first" else -1)
+    shape = [1] * x.shape.rank
+    shape[axis] = 3
+    if mode == "torch":
+        x = x / 255.0
+        mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    else:
+        x = tf.reverse(x, axis=[axis])  # RGB -> BGR
+        mean, std = [103.939, 116.779, 123.68], None
+    x = x + tf.reshape(tf.constant([-m for m in mean], x.dtype), shape)
+    if std is not None:
+        x = x / tf.reshape(tf.constant(std, x.dtype), shape)
+    return x
 
 
 # ---------------------------------------------------------------------------

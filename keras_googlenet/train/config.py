@@ -15,11 +15,15 @@ import os
 import typing
 from typing import Optional
 
+from keras_googlenet.backends import BACKENDS
 from keras_googlenet.data.subsets import parse_classes
 from keras_googlenet.models import contract
 
 SCHEDULES = ("paper", "cosine", "constant")
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu", "data_parallel")
+# The tf.distribute strategies: TensorFlow backend only. data_parallel is
+# keras.distribution.DataParallel: JAX backend only.
+TF_STRATEGIES = ("one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 RECIPES = ("paper_imagenet", "embedded_digits")
 # Without --data, `googlenet train` is the main job on the embedded digits;
@@ -105,9 +109,14 @@ class TrainConfig:
         "compute precision; auto = mixed_bfloat16 on CPUs with AVX512_BF16/AMX and TPUs, "
         "mixed_float16 on GPUs, else float32"), PRECISIONS)
     jit_compile: bool = _field(False, "XLA-compile the training step")
+    backend: Optional[str] = _field(None, (
+        "Keras backend to train on (TensorFlow stays the input pipeline); default: "
+        "KERAS_BACKEND, else Keras' configured backend"), BACKENDS)
     strategy: str = _field("auto", (
-        "distribution: auto = mirrored on several GPUs, multi_worker when TF_CONFIG is set, "
-        "else one_device"), STRATEGIES)
+        "distribution: auto = mirrored on several GPUs (TensorFlow), else one device; "
+        "one_device, mirrored, multi_worker (TF_CONFIG) and tpu are tf.distribute "
+        "strategies (TensorFlow backend); data_parallel = keras.distribution.DataParallel "
+        "over all local devices (JAX backend)"), STRATEGIES)
     seed: int = _field(1, "random seed: the same seed gives the same run")
     deterministic: bool = _field(False, "deterministic ops (slower; exact reruns)")
     init_weights: Optional[str] = _field(None, "weights to start from: a .weights.h5, "
@@ -188,6 +197,8 @@ class TrainConfig:
             bad("precision", f"one of {PRECISIONS}")
         if self.strategy not in STRATEGIES:
             bad("strategy", f"one of {STRATEGIES}")
+        if self.backend is not None and self.backend not in BACKENDS:
+            bad("backend", f"one of {BACKENDS}")
         if self.verbose not in (0, 1, 2):
             bad("verbose", "0, 1 or 2")
         if self.num_classes is not None and self.num_classes < 2:

@@ -1,4 +1,10 @@
-"""Choosing a tf.distribute strategy and a precision policy."""
+"""Choosing a distribution strategy and a precision policy.
+
+On the TensorFlow backend the strategies are tf.distribute's. On JAX,
+`data_parallel` is Keras' own `keras.distribution.DataParallel`, and
+`auto` one device; on PyTorch only `auto` (one device) is available.
+"""
+import contextlib
 import json
 import logging
 import os
@@ -9,7 +15,7 @@ import tensorflow as tf
 # The one CPU-feature helper. resolve_precision passes cpu_flags() explicitly,
 # so replacing this module's cpu_flags (as tests do) changes what "auto" picks.
 from keras_googlenet.hardware import cpu_flags, has_bf16_hardware
-from keras_googlenet.train.config import PRECISIONS, STRATEGIES  # noqa: F401
+from keras_googlenet.train.config import PRECISIONS, STRATEGIES, TF_STRATEGIES  # noqa: F401
 
 
 log = logging.getLogger(__name__)
@@ -30,6 +36,23 @@ def get_strategy(name="auto", tpu_address=None):
     """
     if name not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
+    backend = keras.backend.backend()
+    if name == "data_parallel":
+        if backend != "jax":
+            raise ValueError(
+                "--strategy data_parallel (keras.distribution.DataParallel) needs the JAX "
+                f"backend, and Keras runs on {backend}; use --backend jax, or --strategy "
+                "mirrored on TensorFlow.")
+        return KerasDistribution(keras.distribution.DataParallel(
+            devices=keras.distribution.list_devices()))
+    if backend != "tensorflow":
+        if name in TF_STRATEGIES:
+            raise ValueError(
+                f"--strategy {name} is a tf.distribute strategy: it needs the TensorFlow "
+                f"backend, and Keras runs on {backend}; use --backend tensorflow"
+                + (", or --strategy data_parallel on JAX" if backend == "jax" else "")
+                + ", or --strategy auto (one device).")
+        return SingleDevice()
     if name == "multi_worker":
         # Before anything else touches TensorFlow: collective ops must be
         # configured at program start-up.
@@ -54,6 +77,36 @@ def get_strategy(name="auto", tpu_address=None):
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices)
+
+
+class SingleDevice:
+    """The `auto` strategy on JAX and PyTorch: one device, Keras' default
+    placement (the strategy interface the trainer uses)."""
+
+    num_replicas_in_sync = 1
+    cluster_resolver = None
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+class KerasDistribution:
+    """A `keras.distribution.Distribution` (JAX) behind the strategy
+    interface the trainer uses. Entering `scope()` makes it the global
+    distribution: variables created there are laid out by it, and
+    `model.fit` shards each batch over its devices."""
+
+    cluster_resolver = None
+
+    def __init__(self, distribution):
+        self.distribution = distribution
+        self.num_replicas_in_sync = len(distribution.device_mesh.devices.flatten())
+
+    def scope(self):
+        # Global, not a context: fit, evaluate and predict run outside the
+        # scope that built the model, and must shard their batches too.
+        keras.distribution.set_distribution(self.distribution)
+        return contextlib.nullcontext()
 
 
 def check_tf_config():
@@ -103,11 +156,30 @@ def resolve_precision(precision="auto"):
         raise ValueError(f"`precision` must be one of {PRECISIONS}. Received: precision={precision!r}")
     if precision != "auto":
         return precision
-    if tf.config.list_logical_devices("GPU"):
+    accelerator = _accelerator()
+    if accelerator == "gpu":
         return "mixed_float16"
-    if tf.config.list_logical_devices("TPU") or has_bf16_hardware(cpu_flags()):
+    if accelerator == "tpu" or has_bf16_hardware(cpu_flags()):
         return "mixed_bfloat16"
     return "float32"
+
+
+def _accelerator():
+    """"gpu", "tpu" or None: what the Keras backend computes on."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        platform = jax.default_backend()
+        return platform if platform in ("gpu", "tpu") else ("gpu" if platform in (
+            "cuda", "rocm") else None)
+    if backend == "torch":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else None
+    if tf.config.list_logical_devices("GPU"):
+        return "gpu"
+    return "tpu" if tf.config.list_logical_devices("TPU") else None
 
 
 def set_precision(precision="auto"):

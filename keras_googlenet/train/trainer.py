@@ -247,6 +247,13 @@ def run(config):
     and exports. Returns a dict of results (history, export path, times)."""
     config = config.resolved()
     started = time.time()
+    backend = keras.backend.backend()
+    if config.backend is not None and config.backend != backend:
+        raise ValueError(
+            f"--backend {config.backend} was asked for, but Keras is already imported with "
+            f"the {backend} backend; set KERAS_BACKEND={config.backend} before starting "
+            "Python (googlenet train --backend does).")
+    config = dataclasses.replace(config, backend=backend)
     # The strategy first: MultiWorkerMirroredStrategy must configure
     # collective ops before any other TensorFlow call.
     strategy = distribute.get_strategy(config.strategy)
@@ -330,7 +337,17 @@ def run(config):
             results["val"], probabilities, labels = infer_metrics(infer, val_dataset())
             write_validation_pictures(config, val_source, probabilities, labels,
                                       int(model.optimizer.iterations.numpy()))
-        if config.export_dir:
+        if config.export_dir and backend != "tensorflow":
+            # A SavedModel is a TensorFlow graph: only the TensorFlow backend
+            # writes one. model.keras exports there from any backend.
+            log.info("SavedModel export skipped: it needs the TensorFlow backend, and this "
+                     "run trained on %s. Export with: KERAS_BACKEND=tensorflow googlenet "
+                     "export --model %s --base-dir %s", backend, model_path, config.export_dir)
+            results["export_path"] = None
+            results["export_skipped"] = (
+                f"the {backend} backend writes no SavedModel; run `googlenet export --model "
+                f"{model_path} --base-dir {config.export_dir}` under the TensorFlow backend")
+        elif config.export_dir:
             from keras_googlenet.serving.export import export_saved_model
 
             step = int(model.optimizer.iterations.numpy())
@@ -366,7 +383,8 @@ def infer_metrics(model, dataset):
     for images, batch_labels in dataset:
         if isinstance(batch_labels, dict):
             batch_labels = batch_labels["predictions"]
-        probabilities.append(model.predict_on_batch(images))
+        # numpy: JAX and PyTorch models take no TensorFlow tensors.
+        probabilities.append(np.asarray(model.predict_on_batch(np.asarray(images))))
         labels.append(batch_labels.numpy())
     probabilities, labels = np.concatenate(probabilities), np.concatenate(labels)
     metrics = classification_metrics(probabilities, labels)

@@ -1,0 +1,47 @@
+"""`googlenet train --backend jax|torch` end to end on the embedded digits
+(tiny): model.keras, logs and pictures written, the SavedModel export
+skipped with a note; the model.keras then loads under TensorFlow with the
+same predictions and exports there."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from test_recipe import HERE, result_of, run_under
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_train_on_backend_then_export_under_tensorflow(backend, tmp_path):
+    out_dir, export_dir = tmp_path / "run", tmp_path / "serving"
+    process = run_under(backend, [
+        "-m", "keras_googlenet", "train", "--backend", backend, "--epochs", "1",
+        "--steps-per-epoch", "2", "--image-size", "65", "--batch-size", "8",
+        "--save-freq", "1", "--verbose", "0", "--output-dir", str(out_dir),
+        "--export-dir", str(export_dir)])
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    assert "SavedModel export skipped" in process.stderr
+    assert "googlenet export --model" in process.stderr
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["export_path"] is None and "export_skipped" in results
+    assert 0 <= results["val"]["top1"] <= 1
+    assert json.loads((out_dir / "config.json").read_text())["backend"] == backend
+    for name in ("model.keras", "history.csv", "curves.png", "confusion_matrix.png"):
+        assert (out_dir / name).exists(), name
+    assert json.loads((out_dir / "backup" / "state.json").read_text())["step"] == 2
+    assert not export_dir.exists()
+
+    # The same predictions under TensorFlow (this process) as on `backend`.
+    model_path = str(out_dir / "model.keras")
+    result_of(run_under(backend, [os.path.join(HERE, "predict_check.py"), model_path,
+                                  str(tmp_path / "theirs.npy")]))
+    from keras_googlenet import cli
+    from keras_googlenet.inference import loader
+
+    model, contract = loader.load_model(model_path)
+    x = np.random.RandomState(3).uniform(
+        -100, 100, (2, contract.image_size, contract.image_size, 3)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.load(tmp_path / "theirs.npy"),
+                               atol=1e-5)
+    assert cli.main(["export", "--model", model_path, "--base-dir", str(export_dir)]) == 0
+    assert (export_dir / "1" / "saved_model.pb").exists()
