@@ -117,8 +117,7 @@ def _convert(args, model, contract, path, calibration):
         print(f"Int8 TFLite model written to {target}"
               + (f" (float ops: {', '.join(float_ops)})" if float_ops else ""))
         target = os.path.join(out_dir, "googlenet_int8.onnx")
-        _, float_ops = quantize.to_onnx_int8(model, target, calibration,
-                                             float_onnx=written["onnx"], **kwargs)
+        _, float_ops = quantize.to_onnx_int8(model, target, calibration, **kwargs)
         quantize.write_sidecar(target, runtime="onnxruntime", precision="int8",
                                input_quantization=quantize.onnx_input_quantization(target),
                                float_ops=float_ops, calibration=calibrated, **sidecar)
