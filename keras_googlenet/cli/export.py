@@ -108,20 +108,16 @@ def _convert(args, model, contract, path, calibration):
     if args.int8:
         calibrated = {"data": args.calibration_data, "split": quantize.DEFAULT_CALIBRATION_SPLIT,
                       "images": int(len(calibration))}
-        target = os.path.join(out_dir, "googlenet_int8.tflite")
-        _, float_ops = quantize.to_tflite_int8(model, target, calibration, **kwargs)
-        quantize.write_sidecar(target, runtime="tflite", precision="int8",
-                               input_quantization=quantize.tflite_input_quantization(target),
-                               float_ops=float_ops, calibration=calibrated, **sidecar)
-        written["tflite_int8"] = target
-        print(f"Int8 TFLite model written to {target}"
-              + (f" (float ops: {', '.join(float_ops)})" if float_ops else ""))
-        target = os.path.join(out_dir, "googlenet_int8.onnx")
-        _, float_ops = quantize.to_onnx_int8(model, target, calibration, **kwargs)
-        quantize.write_sidecar(target, runtime="onnxruntime", precision="int8",
-                               input_quantization=quantize.onnx_input_quantization(target),
-                               float_ops=float_ops, calibration=calibrated, **sidecar)
-        written["onnx_int8"] = target
-        print(f"Int8 ONNX model written to {target}"
-              + (f" (float ops: {', '.join(float_ops)})" if float_ops else ""))
+        # One int8 file per runtime, each with its contract beside it.
+        for key, label, convert_int8, input_quantization in (
+                ("tflite", "TFLite", quantize.to_tflite_int8, quantize.tflite_input_quantization),
+                ("onnx", "ONNX", quantize.to_onnx_int8, quantize.onnx_input_quantization)):
+            target = os.path.join(out_dir, f"googlenet_int8.{key}")
+            _, float_ops = convert_int8(model, target, calibration, **kwargs)
+            quantize.write_sidecar(target, runtime="tflite" if key == "tflite" else "onnxruntime",
+                                   precision="int8", input_quantization=input_quantization(target),
+                                   float_ops=float_ops, calibration=calibrated, **sidecar)
+            written[f"{key}_int8"] = target
+            print(f"Int8 {label} model written to {target}"
+                  + (f" (float ops: {', '.join(float_ops)})" if float_ops else ""))
     return written

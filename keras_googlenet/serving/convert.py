@@ -39,7 +39,7 @@ DEFAULT_OPSET = 17
 INPUT_NAME = "images"
 
 
-def _resolve(model, image_size, use_ema, optimizer):
+def resolve(model, image_size, use_ema, optimizer):
     net, _ = export.serving_model(model, use_ema=use_ema, optimizer=optimizer)
     image_size = export.resolve_image_size(net, image_size)
     spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=INPUT_NAME)
@@ -106,15 +106,10 @@ def to_tflite(model, path, image_size=None, quantize=None, use_ema=True, optimiz
         raise ValueError(
             f"`select_tf_ops` must be True, False or 'auto'. Received: select_tf_ops={select_tf_ops!r}"
         )
-    import keras
 
-    net, spec = _resolve(model, image_size, use_ema, optimizer)
+    net, spec = resolve(model, image_size, use_ema, optimizer)
     with tempfile.TemporaryDirectory() as saved_model_dir:
-        archive = keras.export.ExportArchive()
-        archive.track(net)
-        archive.add_endpoint("serve", lambda images: net(images, training=False),
-                             input_signature=[spec])
-        archive.write_out(saved_model_dir, verbose=False)
+        write_serve_archive(net, spec, saved_model_dir)
         try:
             data = _tflite_converter(saved_model_dir, quantize, select_tf_ops is True).convert()
         except Exception as error:  # The converter raises ConverterError & co.
@@ -129,6 +124,19 @@ def to_tflite(model, path, image_size=None, quantize=None, use_ema=True, optimiz
     with open(path, "wb") as f:
         f.write(data)
     return path
+
+
+def write_serve_archive(net, spec, directory):
+    """A SavedModel of `net` with one "serve" endpoint, what the TFLite
+    converters read."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(net)
+    archive.add_endpoint("serve", lambda images: net(images, training=False),
+                         input_signature=[spec])
+    archive.write_out(directory, verbose=False)
+    return directory
 
 
 def tflite_interpreter_class():
@@ -193,7 +201,7 @@ def to_onnx(model, path, image_size=None, use_ema=True, optimizer=None, opset=DE
         raise ImportError(
             "ONNX export needs tf2onnx: pip install 'keras_googlenet[convert]'"
         ) from error
-    net, spec = _resolve(model, image_size, use_ema, optimizer)
+    net, spec = resolve(model, image_size, use_ema, optimizer)
     function = tf.function(lambda images: net(images, training=False), input_signature=[spec])
     tf2onnx.convert.from_function(function, input_signature=[spec], opset=opset,
                                   output_path=os.fspath(path))

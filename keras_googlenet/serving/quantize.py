@@ -156,7 +156,6 @@ def to_tflite_int8(model, path, calibration, image_size=None, use_ema=True, opti
         `["LOCAL_RESPONSE_NORMALIZATION"]` for the paper variant), [] when
         every op between the first QUANTIZE and last DEQUANTIZE is int8.
     """
-    import keras
 
     calibration = _check_calibration(calibration)
     net, spec = _resolve_float32(model, image_size, use_ema, optimizer)
@@ -164,11 +163,7 @@ def to_tflite_int8(model, path, calibration, image_size=None, use_ema=True, opti
         raise ValueError(f"Calibration images are {calibration.shape[1]}x{calibration.shape[2]} "
                          f"but the model takes {spec.shape[1]}x{spec.shape[2]}.")
     with tempfile.TemporaryDirectory() as saved_model_dir:
-        archive = keras.export.ExportArchive()
-        archive.track(net)
-        archive.add_endpoint("serve", lambda images: net(images, training=False),
-                             input_signature=[spec])
-        archive.write_out(saved_model_dir, verbose=False)
+        convert.write_serve_archive(net, spec, saved_model_dir)
         try:
             data = _int8_converter(saved_model_dir, calibration, False).convert()
         except Exception:  # an op without an int8 kernel (the LRN): keep it float
@@ -181,7 +176,7 @@ def to_tflite_int8(model, path, calibration, image_size=None, use_ema=True, opti
 def _tflite_interpreter(path, num_threads=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-        return convert._interpreter_class()(model_path=os.fspath(path), num_threads=num_threads)
+        return convert.tflite_interpreter_class()(model_path=os.fspath(path), num_threads=num_threads)
 
 
 def tflite_float_ops(path):
@@ -335,7 +330,6 @@ def float32_model(net):
     layer's dtype float32 and its weights copied in; the int8 quantisers
     calibrate and quantise float32 graphs only (bfloat16 ops have no int8
     kernels and the converter rejects them). A float32 model is returned as is."""
-    import keras
 
     if all(getattr(layer.dtype_policy, "name", "float32") == "float32" for layer in net.layers):
         return net
@@ -349,7 +343,7 @@ def float32_model(net):
 
 
 def _resolve_float32(model, image_size, use_ema, optimizer):
-    net, spec = convert._resolve(model, image_size, use_ema, optimizer)
+    net, spec = convert.resolve(model, image_size, use_ema, optimizer)
     return float32_model(net), spec
 
 
