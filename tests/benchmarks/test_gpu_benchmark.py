@@ -1,6 +1,7 @@
 """benchmarks/gpu.py's CPU smoke run: one JSON object, both Keras/JAX
 precisions measured, no TensorFlow imported, torchvision measured or
-reported as skipped."""
+reported as skipped. Most of its time is XLA compiling the CPU training step
+(minutes on a loaded 2-core machine; 19 min once under load 12)."""
 import importlib.util
 import json
 import os
@@ -21,7 +22,7 @@ def test_gpu_benchmark_cpu_smoke():
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "benchmarks", "gpu.py"), "--quick",
          "--image-size", "65", "--batch-size", "2", "--steps", "1"],
-        capture_output=True, text=True, env=env, timeout=600)
+        capture_output=True, text=True, env=env, timeout=2400)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     keras_res = report["keras_jax"]
