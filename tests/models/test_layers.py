@@ -1,6 +1,12 @@
 import numpy as np
 import keras
+import pytest
 import tensorflow as tf
+
+# TensorFlow references (tf.nn, tf tensors); tests/models/test_layers_backends.py
+# checks the layer on every backend.
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                reason="TensorFlow-backend test")
 
 from keras_googlenet import LocalResponseNormalization
 
