@@ -13,6 +13,8 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# Minutes on 2 CPU cores: JAX compiles two training steps of the full model.
+@pytest.mark.slow
 def test_gpu_benchmark_cpu_smoke():
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed")
