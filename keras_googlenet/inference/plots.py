@@ -230,7 +230,7 @@ def mistakes(images_uint8, probabilities, labels, class_names, path, count=16):
         tiles = _images_at(images_uint8, chosen)
         columns = min(4, len(chosen))
         rows = math.ceil(len(chosen) / columns)
-        fig = _figure(3.0 * columns, 3.2 * rows + 0.6)
+        fig = _figure(3.0 * columns, 3.7 * rows + 0.6)
         predicted = np.argmax(probabilities, axis=1)
         for k, (index, tile) in enumerate(zip(chosen, tiles)):
             ax = fig.add_subplot(rows, columns, k + 1)
@@ -246,7 +246,8 @@ def mistakes(images_uint8, probabilities, labels, class_names, path, count=16):
                          fontsize=11, color="#b00000")
         fig.suptitle(f"The {len(chosen)} most confident of {total_wrong} mistakes "
                      f"({len(labels)} images)", fontsize=13)
-        fig.tight_layout()
+        # Room for the suptitle, and for each row's two-line titles.
+        fig.tight_layout(rect=(0, 0, 1, 0.96), h_pad=2.0)
         return _save(fig, path)
 
 
