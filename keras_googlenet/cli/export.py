@@ -59,7 +59,7 @@ def run(args):
         from keras_googlenet.serving import quantize
 
         net, _ = export.serving_model(model, use_ema=not args.no_ema)
-        size = export._resolve_image_size(net, contract.image_size)
+        size = export.resolve_image_size(net, contract.image_size)
         calibration = quantize.calibration_images(
             args.calibration_data, args.calibration_images, size, contract.normalization,
             contract.crop_fraction, data_dir=getattr(args, "data_dir", None))

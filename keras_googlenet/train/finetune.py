@@ -287,7 +287,7 @@ def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, class
     csv_path = os.path.join(output_dir, "history.csv")
     if os.path.exists(csv_path):
         os.remove(csv_path)  # a new run, not a resumed one
-    trainer._write_json(os.path.join(output_dir, "config.json"), dict(
+    trainer.write_json(os.path.join(output_dir, "config.json"), dict(
         model=os.fspath(model), data=data, data_dir=data_dir, classes=classes,
         examples_per_class=examples_per_class, mode=mode, image_size=image_size,
         normalization=contract.normalization, crop_fraction=contract.crop_fraction,
@@ -348,5 +348,5 @@ def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, class
             net, export_dir, class_names=names, image_size=image_size,
             normalization=contract.normalization, crop_fraction=contract.crop_fraction)
     results["train_seconds"] = time.time() - started
-    trainer._write_json(os.path.join(output_dir, "results.json"), results)
+    trainer.write_json(os.path.join(output_dir, "results.json"), results)
     return results

@@ -142,7 +142,7 @@ def compile_for(model, config, steps_per_epoch):
                                 aux_weight=config.aux_weight, jit_compile=config.jit_compile)
 
 
-def _write_json(path, obj):
+def write_json(path, obj):
     checkpointing.atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
     publish_permissions(path)  # mkstemp made it 0600
 
@@ -276,7 +276,7 @@ def run(config):
     if chief and not resuming:
         checkpointing.start(backup_dir, settings)
     if chief:
-        _write_json(os.path.join(config.output_dir, "config.json"),
+        write_json(os.path.join(config.output_dir, "config.json"),
                     dict(dataclasses.asdict(config), policy=policy, replicas=replicas,
                          global_batch=global_batch, steps_per_epoch=steps_per_epoch,
                          num_classes=train_source.num_classes,
@@ -361,7 +361,7 @@ def run(config):
                     infer, config.export_dir, class_names=train_source.class_names,
                     image_size=config.image_size, normalization=config.normalization)
             results["export_step"] = step
-        _write_json(os.path.join(config.output_dir, "results.json"),
+        write_json(os.path.join(config.output_dir, "results.json"),
                     {k: v for k, v in results.items() if k != "history"})
     return results
 
