@@ -143,6 +143,7 @@ def compile_for(model, config, steps_per_epoch):
 
 
 def write_json(path, obj):
+    """Writes a JSON log atomically, readable by other users."""
     checkpointing.atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
     publish_permissions(path)  # mkstemp made it 0600
 
