@@ -40,10 +40,32 @@ INPUT_NAME = "images"
 
 
 def resolve(model, image_size, use_ema, optimizer):
+    """The float32 serving model (EMA weights, main output) and its input spec:
+    what every converter here converts."""
     net, _ = export.serving_model(model, use_ema=use_ema, optimizer=optimizer)
+    net = float32_model(net)
     image_size = export.resolve_image_size(net, image_size)
     spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=INPUT_NAME)
     return net, spec
+
+
+def float32_model(net):
+    """`net` with float32 compute: a model trained under a mixed policy
+    (the main job's `mixed_bfloat16`) is rebuilt from its config with every
+    layer's dtype float32 and its weights copied in; the int8 quantisers
+    calibrate and quantise float32 graphs only (bfloat16 ops have no int8
+    kernels and the converter rejects them), and a float TFLite file of bf16
+    ops needs the Flex delegate. A float32 model is returned as is."""
+
+    if all(getattr(layer.dtype_policy, "name", "float32") == "float32" for layer in net.layers):
+        return net
+    config = net.get_config()
+    for layer in config["layers"]:
+        if "dtype" in layer.get("config", {}):
+            layer["config"]["dtype"] = "float32"
+    copy = net.__class__.from_config(config)
+    copy.set_weights([np.asarray(w, np.float32) for w in net.get_weights()])
+    return copy
 
 
 def preprocessed_batch(images, image_size, normalization=preprocessing.DEFAULT_MODE):

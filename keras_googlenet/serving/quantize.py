@@ -158,7 +158,7 @@ def to_tflite_int8(model, path, calibration, image_size=None, use_ema=True, opti
     """
 
     calibration = _check_calibration(calibration)
-    net, spec = _resolve_float32(model, image_size, use_ema, optimizer)
+    net, spec = convert.resolve(model, image_size, use_ema, optimizer)
     if tuple(calibration.shape[1:3]) != tuple(spec.shape[1:3]):
         raise ValueError(f"Calibration images are {calibration.shape[1]}x{calibration.shape[2]} "
                          f"but the model takes {spec.shape[1]}x{spec.shape[2]}.")
@@ -256,7 +256,7 @@ def to_onnx_int8(model, path, calibration, image_size=None, use_ema=True, optimi
     calibration = _check_calibration(calibration)
     with tempfile.TemporaryDirectory() as work:
         if float_onnx is None:
-            net, _ = _resolve_float32(model, image_size, use_ema, optimizer)
+            net, _ = convert.resolve(model, image_size, use_ema, optimizer)
             float_onnx = convert.to_onnx(net, os.path.join(work, "float.onnx"),
                                          image_size=image_size, use_ema=False)
         prepared = os.path.join(work, "prepared.onnx")
@@ -322,29 +322,6 @@ def onnx_input_quantization(path):
                         "dtype": np.asarray(zero).dtype.name if zero is not None else "uint8"}
             consumers.update(node.output)
     return None
-
-
-def float32_model(net):
-    """`net` with float32 compute: a model trained under a mixed policy
-    (the main job's `mixed_bfloat16`) is rebuilt from its config with every
-    layer's dtype float32 and its weights copied in; the int8 quantisers
-    calibrate and quantise float32 graphs only (bfloat16 ops have no int8
-    kernels and the converter rejects them). A float32 model is returned as is."""
-
-    if all(getattr(layer.dtype_policy, "name", "float32") == "float32" for layer in net.layers):
-        return net
-    config = net.get_config()
-    for layer in config["layers"]:
-        if "dtype" in layer.get("config", {}):
-            layer["config"]["dtype"] = "float32"
-    copy = net.__class__.from_config(config)
-    copy.set_weights([np.asarray(w, np.float32) for w in net.get_weights()])
-    return copy
-
-
-def _resolve_float32(model, image_size, use_ema, optimizer):
-    net, spec = convert.resolve(model, image_size, use_ema, optimizer)
-    return float32_model(net), spec
 
 
 def _check_calibration(calibration):
