@@ -7,6 +7,8 @@ import pytest
 from test_recipe import result_of, run_under
 
 
+# Minutes of JAX/PyTorch compilation on 2 CPU cores; not yet seen to pass.
+@pytest.mark.slow
 def test_data_parallel_matches_one_device():
     out = result_of(run_under(
         "jax", [os.path.join(os.path.dirname(__file__), "dp_check.py")],

@@ -11,6 +11,8 @@ import pytest
 from test_recipe import HERE, result_of, run_under
 
 
+# Minutes of JAX/PyTorch compilation on 2 CPU cores; not yet seen to pass.
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_train_on_backend_then_export_under_tensorflow(backend, tmp_path):
     out_dir, export_dir = tmp_path / "run", tmp_path / "serving"
