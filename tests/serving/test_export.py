@@ -1,5 +1,4 @@
 """Tests of the TF Serving export (keras_googlenet.serving.export, serving_client)."""
-import argparse
 import importlib.util
 import json
 import os
@@ -465,11 +464,13 @@ def test_cli_export(tmp_path, capsys):
     model = fx.small_model()
     model.save(tmp_path / "model.keras")
     (tmp_path / "names.txt").write_text("a\nb\nc\nd\ne\n")
-    parser = export.add_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["--model", str(tmp_path / "model.keras"), "--base-dir",
-                              str(tmp_path / "serving"), "--class-names",
-                              str(tmp_path / "names.txt"), "--version", "3"])
-    written = export.run(args)
+    from keras_googlenet.cli import build_parser
+
+    args = build_parser(["export"]).parse_args(
+        ["export", "--model", str(tmp_path / "model.keras"), "--base-dir",
+         str(tmp_path / "serving"), "--class-names", str(tmp_path / "names.txt"),
+         "--version", "3"])
+    written = args._run(args)
     assert written["saved_model"] == os.path.join(str(tmp_path / "serving"), "3")
     assert "SavedModel written to" in capsys.readouterr().out
     loaded = tf.saved_model.load(written["saved_model"])
