@@ -339,7 +339,7 @@ def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, class
                "train_examples": train_source.num_examples, "steps_per_epoch": steps,
                "class_names": names}
     if val_data is not None:
-        results["val"] = trainer.infer_metrics(net, val_data)
+        results["val"], _, _ = trainer.infer_metrics(net, val_data)
     results["final"] = {k: v[-1] for k, v in history.items()}
     if export_dir:
         from keras_googlenet.serving.export import export_saved_model
