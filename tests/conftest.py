@@ -1,8 +1,12 @@
 """Shared test set-up: a clean Keras session per test, and the image helpers
 (encoded images, class folders, a small model) that the tests build their
 data from. Tests use the helpers as `import conftest as fx`."""
+import importlib.util
 import io
+import json
 import os
+import subprocess
+import sys
 
 # Quiet TensorFlow's C++ start-up logs; deterministic ops for exact
 # comparisons (Mirrored vs one device, resumed vs uninterrupted runs).
@@ -169,3 +173,28 @@ def reference_probabilities(model, encoded_images, normalization="caffe"):
     ]
     images = preprocessing.normalize(tf.stack(crops), normalization)
     return keras.ops.convert_to_numpy(model(images, training=False))
+
+
+# ---------------------------------------------------------------------------
+# A Python subprocess under another Keras backend (KERAS_BACKEND is read once,
+# at import, so each backend needs its own process).
+# ---------------------------------------------------------------------------
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+
+
+def run_under(backend, args, timeout=600, env=None):
+    """Runs `python ARGS` with KERAS_BACKEND=backend from the repository root;
+    returns the completed process (skips when the backend is not installed)."""
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    environ = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT,
+                   TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    environ.update(env or {})
+    return subprocess.run([sys.executable] + args, cwd=ROOT, env=environ, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def result_of(process):
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    line = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])

@@ -4,13 +4,13 @@ import os
 
 import pytest
 
-from test_recipe import result_of, run_under
+import conftest as fx
 
 
 # Minutes of JAX/PyTorch compilation on 2 CPU cores; not yet seen to pass.
 @pytest.mark.slow
 def test_data_parallel_matches_one_device():
-    out = result_of(run_under(
+    out = fx.result_of(fx.run_under(
         "jax", [os.path.join(os.path.dirname(__file__), "dp_check.py")],
         env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}))
     assert out["devices"] == 2 and out["replicas"] == 2 and out["single_replicas"] == 1

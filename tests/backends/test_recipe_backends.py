@@ -1,39 +1,18 @@
 """The training recipe on JAX and PyTorch (each in a subprocess with
 KERAS_BACKEND set): the loss main + 0.3 aux1 + 0.3 aux2 by hand, the
 schedule values, EMA applied, and the TensorFlow-only parts refused."""
-import importlib.util
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+import conftest as fx
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-def run_under(backend, args, timeout=600, env=None):
-    """Runs `python ARGS` with KERAS_BACKEND=backend from the repository root;
-    returns the completed process (skips when the backend is not installed)."""
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    environ = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT,
-                   TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    environ.update(env or {})
-    return subprocess.run([sys.executable] + args, cwd=ROOT, env=environ, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def result_of(process):
-    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
-    line = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_recipe_on_backend(backend):
-    out = result_of(run_under(backend, [os.path.join(HERE, "recipe_check.py")]))
+    out = fx.result_of(fx.run_under(backend, [os.path.join(HERE, "recipe_check.py")]))
     assert out["backend"] == backend
     assert out["loss"] == pytest.approx(out["loss_by_hand"], rel=1e-4)
     assert out["cosine"] == pytest.approx(out["cosine_by_hand"], rel=1e-5, abs=1e-7)

@@ -8,7 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from test_recipe import HERE, result_of, run_under
+import conftest as fx
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 # Minutes of JAX/PyTorch compilation on 2 CPU cores; not yet seen to pass.
@@ -16,7 +18,7 @@ from test_recipe import HERE, result_of, run_under
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_train_on_backend_then_export_under_tensorflow(backend, tmp_path):
     out_dir, export_dir = tmp_path / "run", tmp_path / "serving"
-    process = run_under(backend, [
+    process = fx.run_under(backend, [
         "-m", "keras_googlenet", "train", "--backend", backend, "--epochs", "1",
         "--steps-per-epoch", "2", "--image-size", "65", "--batch-size", "8",
         "--save-freq", "1", "--verbose", "0", "--output-dir", str(out_dir),
@@ -35,8 +37,8 @@ def test_train_on_backend_then_export_under_tensorflow(backend, tmp_path):
 
     # The same predictions under TensorFlow (this process) as on `backend`.
     model_path = str(out_dir / "model.keras")
-    result_of(run_under(backend, [os.path.join(HERE, "predict_check.py"), model_path,
-                                  str(tmp_path / "theirs.npy")]))
+    fx.result_of(fx.run_under(backend, [os.path.join(HERE, "predict_check.py"), model_path,
+                                        str(tmp_path / "theirs.npy")]))
     from keras_googlenet import cli
     from keras_googlenet.inference import loader
 
