@@ -108,7 +108,10 @@ class TrainConfig:
     precision: str = _field("auto", (
         "compute precision; auto = mixed_bfloat16 on CPUs with AVX512_BF16/AMX and TPUs, "
         "mixed_float16 on GPUs, else float32"), PRECISIONS)
-    jit_compile: bool = _field(False, "XLA-compile the training step")
+    jit_compile: Optional[bool] = _field(None, (
+        "XLA-compile the training step; default: on under JAX (op by op is several times "
+        "slower there), off under TensorFlow and PyTorch (XLA measured 0.64x under "
+        "TensorFlow on CPU)"))
     backend: Optional[str] = _field(None, (
         "Keras backend to train on (TensorFlow stays the input pipeline); default: "
         "KERAS_BACKEND, else Keras' configured backend"), BACKENDS)

@@ -1,4 +1,4 @@
-"""Run under KERAS_BACKEND=jax or torch by test_recipe.py: the training
+"""Run under KERAS_BACKEND=jax or torch by test_recipe_backends.py: the training
 recipe's loss, schedule and EMA on that backend, and its clear errors.
 Prints one JSON object."""
 import contextlib
