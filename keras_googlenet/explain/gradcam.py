@@ -120,6 +120,11 @@ def compute(model, images, class_index=None, layer=DEFAULT_LAYER, normalization=
     Returns:
         A `GradCam`.
     """
+    from keras_googlenet import backends
+
+    # The gradients come from tf.GradientTape.
+    backends.require_tensorflow("Grad-CAM", "run it with KERAS_BACKEND=tensorflow (it reads "
+                                "a .keras file trained on any backend)")
     import tensorflow as tf
 
     from keras_googlenet.data import preprocessing

@@ -33,6 +33,7 @@ import os
 import time
 from typing import Callable, Optional
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -113,11 +114,21 @@ def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_
         logits = activation == "linear"
     normalization = _check_normalization(normalization)
 
-    @tf.function(reduce_retracing=True)
-    def fn(images):
-        outputs = tf.cast(net(preprocessing.normalize(images, normalization), training=False),
-                          tf.float32)
+    def probabilities(outputs):
+        outputs = tf.cast(outputs, tf.float32)
         return tf.nn.softmax(outputs) if logits else outputs
+
+    if keras.backend.backend() == "tensorflow":
+        @tf.function(reduce_retracing=True)
+        def fn(images):
+            return probabilities(net(preprocessing.normalize(images, normalization),
+                                     training=False))
+    else:
+        def fn(images):
+            # JAX, PyTorch: Keras' own compiled predict step, NumPy in and out
+            # (the crops still come from tf.data).
+            x = preprocessing.normalize(images, normalization).numpy()
+            return probabilities(np.asarray(net.predict_on_batch(x), np.float32))
 
     return Predictor(name or net.name, fn, image_size, int(net.output.shape[-1]),
                      crop_fraction=crop_fraction)

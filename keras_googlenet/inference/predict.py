@@ -100,9 +100,11 @@ def _predict_keras(model, paths, top, image_size, normalization, class_names,
                 preprocessing.decode_image(tf.constant(_read(path))), image_size, crop_fraction)
         except tf.errors.InvalidArgumentError as error:
             raise ValueError(f"{path}: could not decode the image: {_reason(error)}") from None
-        outputs = net(preprocessing.normalize(image[None], normalization), training=False)
-        outputs = tf.cast(outputs, tf.float32)
-        probabilities = (tf.nn.softmax(outputs) if logits else outputs).numpy()[0]
+        # predict_on_batch returns NumPy on every backend (a PyTorch tensor
+        # that requires grad refuses NumPy conversion).
+        outputs = net.predict_on_batch(preprocessing.normalize(image[None], normalization).numpy())
+        outputs = np.asarray(outputs, np.float32)
+        probabilities = (tf.nn.softmax(outputs).numpy() if logits else outputs)[0]
         results.append((path, _top(probabilities, names, top)))
     return results
 
