@@ -7,7 +7,11 @@ import pytest
 import conftest as fx
 
 
-# Minutes of JAX/PyTorch compilation on 2 CPU cores; not yet seen to pass.
+# Slow (a minute of XLA compilation). FAILS as of 2026-11-29: after 3 SGD
+# steps the weights differ by up to 4.9e-3 (values near 1: ~0.5%). The
+# initial weights, the predictions and a zero-learning-rate step (batch-norm
+# moving statistics) agree to 2e-7, and both runs take 3 steps; the gap comes
+# in with the updates. Not found yet (issue 13 stays open).
 @pytest.mark.slow
 def test_data_parallel_matches_one_device():
     out = fx.result_of(fx.run_under(
