@@ -13,7 +13,7 @@ import conftest as fx
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-# Minutes of JAX/PyTorch compilation on 2 CPU cores; not yet seen to pass.
+# About a minute per backend on 2 CPU cores.
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_train_on_backend_then_export_under_tensorflow(backend, tmp_path):
@@ -22,6 +22,9 @@ def test_train_on_backend_then_export_under_tensorflow(backend, tmp_path):
         "-m", "keras_googlenet", "train", "--backend", backend, "--epochs", "1",
         "--steps-per-epoch", "2", "--image-size", "65", "--batch-size", "8",
         "--save-freq", "1", "--verbose", "0", "--output-dir", str(out_dir),
+        # float32: a file saved under mixed_bfloat16 keeps that policy, and
+        # bfloat16 rounds differently per backend (~4e-3 relative, seen here).
+        "--precision", "float32",
         "--export-dir", str(export_dir)])
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     assert "SavedModel export skipped" in process.stderr
