@@ -11,7 +11,8 @@ import conftest as fx
 # steps the weights differ by up to 4.9e-3 (values near 1: ~0.5%). The
 # initial weights, the predictions and a zero-learning-rate step (batch-norm
 # moving statistics) agree to 2e-7, and both runs take 3 steps; the gap comes
-# in with the updates. Not found yet (issue 13 stays open).
+# in with the updates: with weight_decay=0 the runs are identical, with
+# weight decay (or plain keras SGD) they are not (docs/training.md).
 @pytest.mark.slow
 def test_data_parallel_matches_one_device():
     out = fx.result_of(fx.run_under(
