@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_googlenet.data import preprocessing
-from keras_googlenet.inference import loader
+from keras_googlenet.inference import evaluation, loader
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.serving import export
 
@@ -87,25 +87,20 @@ def _predict_saved_model(export_dir, paths, top, image_size):
 def _predict_keras(model, paths, top, image_size, normalization, class_names,
                    crop_fraction=preprocessing.DEFAULT_CROP_FRACTION):
     net, _ = export.serving_model(model)  # EMA weights, auxiliary heads dropped
-    fixed = tuple(net.input_shape[1:3])
-    if image_size is None:
-        image_size = fixed[0] if None not in fixed else 224
-    classes = int(net.output.shape[-1])
-    names = contract_lib.resolve_class_names(class_names, classes)
-    logits = export.output_activation(net) == "linear"
+    # The evaluation's predictor runs the model on every backend; any output
+    # that is not linear is taken as probabilities, as predict always did.
+    predictor = evaluation.keras_predictor(
+        net, image_size, normalization, logits=export.output_activation(net) == "linear")
+    names = contract_lib.resolve_class_names(class_names, predictor.classes)
     results = []
     for path in paths:
         try:
             image = preprocessing.eval_preprocess(
-                preprocessing.decode_image(tf.constant(_read(path))), image_size, crop_fraction)
+                preprocessing.decode_image(tf.constant(_read(path))), predictor.image_size,
+                crop_fraction)
         except tf.errors.InvalidArgumentError as error:
             raise ValueError(f"{path}: could not decode the image: {_reason(error)}") from None
-        # predict_on_batch returns NumPy on every backend (a PyTorch tensor
-        # that requires grad refuses NumPy conversion).
-        outputs = net.predict_on_batch(preprocessing.normalize(image[None], normalization).numpy())
-        outputs = np.asarray(outputs, np.float32)
-        probabilities = (tf.nn.softmax(outputs).numpy() if logits else outputs)[0]
-        results.append((path, _top(probabilities, names, top)))
+        results.append((path, _top(predictor(image[None])[0], names, top)))
     return results
 
 

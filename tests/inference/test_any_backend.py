@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
+import conftest as fx
 import keras_googlenet as kg
 from keras_googlenet.data import preprocessing
 from keras_googlenet.inference import evaluation, loader, predict
@@ -30,25 +30,15 @@ def saved(tmp_path):
         normalization="torch", image_size=SIZE, class_names=list(NAMES)))
     moved = tmp_path / "model.keras"
     os.replace(written, moved)
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(2):
-        path = tmp_path / f"photo{i}.png"
-        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(path)
-        paths.append(str(path))
-    return model, str(moved), paths
-
-
-def _reference(model, paths):
-    crops = np.stack([preprocessing.eval_preprocess(preprocessing.decode_image(
-        tf.constant(open(p, "rb").read())), SIZE).numpy() for p in paths])
-    x = preprocessing.normalize(tf.constant(crops), "torch").numpy()
-    return crops, np.asarray(model.predict(x, verbose=0), np.float64)
+    encoded = [fx.encode(fx.random_array(40, 50, seed=i)) for i in range(2)]
+    paths = [str(fx.write_file(tmp_path / f"photo{i}.png", data))
+             for i, data in enumerate(encoded)]
+    expected = np.asarray(fx.reference_probabilities(model, encoded, "torch"), np.float64)
+    return model, str(moved), paths, encoded, expected
 
 
 def test_predict_files_uses_the_file_contract(saved):
-    model, path, paths = saved
-    _, expected = _reference(model, paths)
+    _, path, paths, _, expected = saved
     results = predict.predict_files(path, paths, top=3, verbose=False)
     for (_, top), probabilities in zip(results, expected):
         order = np.argsort(-probabilities)
@@ -57,15 +47,16 @@ def test_predict_files_uses_the_file_contract(saved):
 
 
 def test_evaluation_predictor_matches_the_model(saved):
-    model, path, paths = saved
-    crops, expected = _reference(model, paths)
+    _, path, _, encoded, expected = saved
+    crops = np.stack([preprocessing.eval_preprocess(
+        preprocessing.decode_image(tf.constant(data)), SIZE).numpy() for data in encoded])
     loaded, contract = loader.load_model(path)
     predictor = evaluation.keras_predictor(loaded, normalization=contract.normalization)
     np.testing.assert_allclose(predictor(crops), expected, atol=1e-5)
 
 
 def test_grad_cam_needs_tensorflow(saved):
-    model, _, _ = saved
+    model = saved[0]
     from keras_googlenet.explain import gradcam
 
     images = np.zeros((1, SIZE, SIZE, 3), np.float32)
