@@ -90,18 +90,10 @@ def _predict_keras(model, paths, top, image_size, normalization, class_names,
     # The evaluation's predictor runs the model on every backend; any output
     # that is not linear is taken as probabilities, as predict always did.
     predictor = evaluation.keras_predictor(
-        net, image_size, normalization, logits=export.output_activation(net) == "linear")
+        net, image_size, normalization, logits=export.output_activation(net) == "linear",
+        crop_fraction=crop_fraction)
     names = contract_lib.resolve_class_names(class_names, predictor.classes)
-    results = []
-    for path in paths:
-        try:
-            image = preprocessing.eval_preprocess(
-                preprocessing.decode_image(tf.constant(_read(path))), predictor.image_size,
-                crop_fraction)
-        except tf.errors.InvalidArgumentError as error:
-            raise ValueError(f"{path}: could not decode the image: {_reason(error)}") from None
-        results.append((path, _top(predictor(image[None])[0], names, top)))
-    return results
+    return _classify(predictor, paths, top, names)
 
 
 def _predict_converted(location, paths, top, image_size, class_names):
@@ -111,6 +103,11 @@ def _predict_converted(location, paths, top, image_size, class_names):
     predictor = quantize.converted_predictor(location, image_size)
     names = (contract_lib.resolve_class_names(class_names, predictor.classes)
              if class_names is not None else predictor.class_names)
+    return _classify(predictor, paths, top, names)
+
+
+def _classify(predictor, paths, top, names):
+    """Top classes of each image file, centre-cropped as `predictor` says."""
     results = []
     for path in paths:
         try:
