@@ -15,6 +15,14 @@ are the batch-norm variant, as torchvision's. "Interleaved": each round
 times one call of every backend in turn, so load changes hit all alike; the
 medians are reported. Without `--torch-python` the torchvision rows are
 reported as not measured.
+
+To tell what the kernels can do from what the networks make of it, the
+same run measures GEMM peaks (best n x n x n, n = 1024 and 2048, in GMAC/s):
+XNNPACK's int8 fully connected, ONNX Runtime's MatMulInteger, fbgemm's int8
+linear (under torchvision's quantised convolutions), and float32 in
+TensorFlow and PyTorch; it counts each network's multiply-adds per image and
+prints the GMAC/s each variant reaches at batch 32, and what 1.5x
+torchvision int8 would need.
 """
 import argparse
 import json
@@ -28,6 +36,7 @@ import numpy as np
 
 IMAGE_SIZE = 224
 CLASSES = 1000
+PEAK_SIZES = (1024, 2048)  # the int8 GEMMs peak here (4096 is slower in both)
 
 
 def calibration_set(count, seed=0):
@@ -74,6 +83,10 @@ def torch_worker():
                 models = {"torchvision_float32": float_model, "torchvision_int8": q}
                 reply = {"torch": torch.__version__, "torchvision": torchvision.__version__,
                          "engine": torch.backends.quantized.engine}
+            elif request["cmd"] == "peak":
+                reply = torch_gemm_peaks()
+            elif request["cmd"] == "macs":
+                reply = {"multiply_adds": torch_multiply_adds(models["torchvision_float32"])}
             elif request["cmd"] == "time":
                 x = torch.randn(request["batch"], 3, IMAGE_SIZE, IMAGE_SIZE)
                 model = models[request["name"]]
@@ -88,6 +101,57 @@ def torch_worker():
         except Exception as error:  # reported to the parent
             reply = {"error": repr(error)}
         print(json.dumps(reply), flush=True)
+
+
+def _best_seconds(fn, repeats=5):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def torch_gemm_peaks(sizes=PEAK_SIZES):
+    """Best GMAC/s of an n x n x n GEMM: fbgemm's int8 (uint8 x int8, the
+    kernel under torchvision's quantised convolutions) and float32."""
+    import torch
+
+    out = {"fbgemm_int8": 0.0, "torch_float32": 0.0}
+    for n in sizes:
+        weight = torch.quantize_per_tensor(torch.randn(n, n), 0.05, 0, torch.qint8)
+        packed = torch.ops.quantized.linear_prepack(weight, None)
+        x = torch.quantize_per_tensor(torch.rand(n, n), 0.01, 0, torch.quint8)
+        out["fbgemm_int8"] = max(out["fbgemm_int8"], n ** 3 / 1e9 / _best_seconds(
+            lambda: torch.ops.quantized.linear(x, packed, 1.0, 0)))
+        a = torch.randn(n, n)
+        out["torch_float32"] = max(out["torch_float32"], n ** 3 / 1e9 / _best_seconds(
+            lambda: a @ a))
+    return out
+
+
+def torch_multiply_adds(model):
+    """Multiply-adds per image of the convolutions and linear layers (what
+    keras_googlenet.models.flops counts on our side)."""
+    import torch
+
+    total = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            total.append(output[0].numel() * module.in_channels // module.groups
+                         * module.kernel_size[0] * module.kernel_size[1])
+        else:
+            total.append(module.in_features * module.out_features)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.inference_mode():
+        model(torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE))
+    for handle in handles:
+        handle.remove()
+    return sum(total)
 
 
 class TorchChild:
@@ -155,7 +219,61 @@ def our_timers(work, calibration_uint8, threads, calibration_count):
 
     timers = {name: timer(r) for name, r in runners.items()}
     timers["ours_float32_keras"] = timer(keras_forward)
-    return timers, {"tflite_float_ops": tflite_float, "onnx_float_ops": onnx_float}
+    return timers, {"tflite_float_ops": tflite_float, "onnx_float_ops": onnx_float}, model
+
+
+def our_gemm_peaks(threads, sizes=PEAK_SIZES):
+    """Best GMAC/s of an n x n x n GEMM in the kernels our int8 files run on:
+    XNNPACK's int8 fully connected (TFLite), ONNX Runtime's MatMulInteger
+    (uint8 x int8, MLAS), and TensorFlow's float32 matmul."""
+    import keras
+    import onnxruntime
+    import tensorflow as tf
+    from onnx import TensorProto, helper, numpy_helper
+
+    from keras_googlenet.serving import quantize
+
+    rng = np.random.default_rng(0)
+    out = {"xnnpack_int8": 0.0, "onnxruntime_int8": 0.0, "tensorflow_float32": 0.0}
+    for n in sizes:
+        inputs = keras.Input((n,), batch_size=n)
+        dense = keras.Model(inputs, keras.layers.Dense(n, use_bias=False)(inputs))
+        converter = tf.lite.TFLiteConverter.from_keras_model(dense)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: (
+            [rng.normal(size=(n, n)).astype(np.float32)] for _ in range(2))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+        path = os.path.join(tempfile.mkdtemp(prefix="int8-peak-"), "fc.tflite")
+        with open(path, "wb") as f:
+            f.write(converter.convert())
+        fc = quantize.TFLiteRunner(path, threads)
+        x = rng.integers(-128, 127, (n, n), dtype=np.int8)
+        fc.interpreter.allocate_tensors()
+        fc.interpreter.set_tensor(fc.input_index, x)
+        out["xnnpack_int8"] = max(out["xnnpack_int8"],
+                                  n ** 3 / 1e9 / _best_seconds(fc.interpreter.invoke))
+
+        graph = helper.make_graph(
+            [helper.make_node("MatMulInteger", ["A", "B"], ["C"])], "gemm",
+            [helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n])],
+            [helper.make_tensor_value_info("C", TensorProto.INT32, [n, n])],
+            initializer=[numpy_helper.from_array(
+                rng.integers(-128, 127, (n, n), dtype=np.int8), "B")])
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = onnxruntime.InferenceSession(
+            helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+            .SerializeToString(), options, providers=["CPUExecutionProvider"])
+        a = rng.integers(0, 255, (n, n), dtype=np.uint8)
+        out["onnxruntime_int8"] = max(out["onnxruntime_int8"], n ** 3 / 1e9 / _best_seconds(
+            lambda: session.run(None, {"A": a})))
+
+        b = tf.constant(rng.normal(size=(n, n)).astype(np.float32))
+        matmul = tf.function(lambda: tf.linalg.matmul(b, b))
+        out["tensorflow_float32"] = max(out["tensorflow_float32"], n ** 3 / 1e9 / _best_seconds(
+            lambda: matmul().numpy()))
+    return out
 
 
 def main(argv=None):
@@ -176,17 +294,24 @@ def main(argv=None):
     images = calibration_set(args.calibration_images)
     calibration_file = os.path.join(work, "calibration.npy")
     np.save(calibration_file, images)
-    timers, graphs = our_timers(work, images, args.threads, args.calibration_images)
+    timers, graphs, model = our_timers(work, images, args.threads, args.calibration_images)
+    from keras_googlenet.models import flops
+
     result = {"image_size": IMAGE_SIZE, "classes": CLASSES, "threads": args.threads,
               "rounds": args.rounds, "calibration_images": args.calibration_images,
               "cpu": _cpu_name(), "graphs": graphs, "median_seconds": {}, "images_per_second": {}}
     if args.torch_python:
         child = TorchChild(args.torch_python, calibration_file, args.threads)
         result["torch"] = child.info
+        result["gemm_peak_gmacs"] = dict(our_gemm_peaks(args.threads), **child.call("peak"))
+        result["multiply_adds"] = {"ours": flops.multiply_adds(model),
+                                   "torchvision": child.call("macs")["multiply_adds"]}
         timers["torchvision_float32"] = child.timer("torchvision_float32")
         timers["torchvision_int8"] = child.timer("torchvision_int8")
     else:
         result["torch"] = "not measured (no --torch-python)"
+        result["gemm_peak_gmacs"] = our_gemm_peaks(args.threads)
+        result["multiply_adds"] = {"ours": flops.multiply_adds(model)}
     for batch in args.batch_sizes:
         for run in timers.values():  # warm-up: first calls allocate and trace
             run(batch, warmup=1)
@@ -198,6 +323,11 @@ def main(argv=None):
             median = float(np.median(values))
             result["median_seconds"].setdefault(name, {})[f"batch{batch}"] = median
             result["images_per_second"].setdefault(name, {})[f"batch{batch}"] = batch / median
+    macs = result["multiply_adds"]
+    result["gmacs_achieved_batch32"] = {
+        name: rates["batch32"] * macs["torchvision" if name.startswith("torchvision") else "ours"]
+        / 1e9 for name, rates in result["images_per_second"].items()
+        if "batch32" in rates and (not name.startswith("torchvision") or "torchvision" in macs)}
     result["goals"] = _goals(result)
     text = json.dumps(result, indent=2)
     print(text)
@@ -221,6 +351,12 @@ def _goals(result):
         if "batch1" in secs.get(ours, {}):
             goals[f"{ours}_b1_latency_vs_torchvision_float32 (goal <= 0.3)"] = (
                 secs[ours]["batch1"] / secs["torchvision_float32"]["batch1"])
+    # What 1.5x torchvision int8 asks of the int8 kernels: GMAC/s at our
+    # multiply-adds per image, against the best int8 GEMM peak measured.
+    needed = 1.5 * ips["torchvision_int8"]["batch32"] * result["multiply_adds"]["ours"] / 1e9
+    peak = max(v for k, v in result["gemm_peak_gmacs"].items() if k.endswith("_int8"))
+    goals["int8_gmacs_needed_for_1.5x_torchvision_int8"] = needed
+    goals["int8_gmacs_needed_over_best_int8_gemm_peak"] = needed / peak
     return goals
 
 
