@@ -275,12 +275,19 @@ def our_gemm_peaks(threads, sizes=PEAK_SIZES):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--torch-python", default=None,
-                        help="python of a venv with torch and torchvision; default: not measured")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per batch size")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 1])
-    parser.add_argument("--calibration-images", type=int, default=32)
-    parser.add_argument("--json", default=None, help="also write the JSON here")
+                        help="python of a venv with torch and torchvision; default: none, and "
+                             "the torchvision rows and goals are reported as not measured")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads of every runtime (intra-op; inter-op 1); default: 2")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds per batch size; medians are reported; default: 5")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 1],
+                        help="batch sizes to time; the goals use 32 and 1; default: 32 1")
+    parser.add_argument("--calibration-images", type=int, default=32,
+                        help="images both sides calibrate on; default: 32")
+    parser.add_argument("--json", default=None,
+                        help="also write the JSON here (stdout also carries the converters' "
+                             "messages); default: stdout only")
     parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.torch_worker:
