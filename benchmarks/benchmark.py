@@ -26,32 +26,47 @@ import benchmarking  # noqa: E402  (benchmarks/benchmarking.py, beside this file
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("all", "profile", "peak"), default="all")
+    parser.add_argument("--mode", choices=("all", "profile", "peak"), default="all",
+                        help="all: every measurement; profile: where a training step's time "
+                             "goes; peak: matmul peaks only; default: all")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny and short")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32])
-    parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--image-size", type=int, default=224,
+                        help="square input size; default: 224")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32],
+                        help="training/inference batches (profile: the last); default: 16 32")
+    parser.add_argument("--classes", type=int, default=1000, help="default: 1000")
     parser.add_argument("--precisions", nargs="+",
                         choices=("float32", "mixed_bfloat16"), default=None,
                         help="default: float32, plus mixed_bfloat16 on CPUs with AVX512_BF16/AMX")
     torch_group = parser.add_mutually_exclusive_group()
     torch_group.add_argument("--torch", dest="torch", action="store_true", default=None,
                              help="run torchvision too (default: when importable)")
-    torch_group.add_argument("--no-torch", dest="torch", action="store_false")
-    parser.add_argument("--torch-channels-last", action="store_true")
-    parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per round")
-    parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--intra-op-threads", type=int, default=None)
-    parser.add_argument("--inter-op-threads", type=int, default=None)
+    torch_group.add_argument("--no-torch", dest="torch", action="store_false",
+                             help="Keras only")
+    parser.add_argument("--torch-channels-last", action="store_true",
+                        help="torchvision in channels_last memory format; default: NCHW")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds; default: 2 (1 with --quick)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps per round; default: 5 (2 with --quick)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed steps first; default: 2 (1 with --quick)")
+    parser.add_argument("--intra-op-threads", type=int, default=None,
+                        help="TensorFlow intra-op threads; default: one per core")
+    parser.add_argument("--inter-op-threads", type=int, default=None,
+                        help="TensorFlow inter-op threads; default: one per core")
     parser.add_argument("--jit", action="store_true", help="also float32 with jit_compile=True")
-    parser.add_argument("--no-jpeg", dest="jpeg", action="store_false")
+    parser.add_argument("--no-jpeg", dest="jpeg", action="store_false",
+                        help="skip the end-to-end training from JPEG files")
     parser.add_argument("--no-jpeg-cache", dest="jpeg_cache", action="store_false",
                         help="read and decode the files every step (no tf.data cache)")
-    parser.add_argument("--no-export", dest="export", action="store_false")
-    parser.add_argument("--no-memory", dest="memory", action="store_false")
-    parser.add_argument("--precision", default="float32", help="--mode profile: the precision")
-    parser.add_argument("--output", help="also write the JSON here")
+    parser.add_argument("--no-export", dest="export", action="store_false",
+                        help="skip SavedModel and TFLite inference")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip peak RSS of batch-32 training (child processes)")
+    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"),
+                        help="--mode profile: the precision; default: float32")
+    parser.add_argument("--output", help="also write the JSON here; default: stdout only")
     args = parser.parse_args(argv)
 
     if args.mode == "peak":

@@ -47,16 +47,20 @@ MOMENTUM = 0.9
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="training and inference batch; default: 256")
+    parser.add_argument("--image-size", type=int, default=224,
+                        help="square input size; default: 224")
+    parser.add_argument("--classes", type=int, default=1000,
+                        help="classes of every head; default: 1000")
     parser.add_argument("--steps", type=int, default=None,
                         help="timed steps per measurement (default 30; 3 with --quick)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed steps after compilation (default 5; 1 with --quick)")
     parser.add_argument("--latency-calls", type=int, default=None,
                         help="batch-1 calls timed (default 100; 3 with --quick)")
-    parser.add_argument("--only", choices=("keras", "torch"), default=None)
+    parser.add_argument("--only", choices=("keras", "torch"), default=None,
+                        help="measure one framework only; default: both")
     parser.add_argument("--quick", action="store_true",
                         help="few steps: a smoke test, not a measurement")
     args = parser.parse_args(argv)

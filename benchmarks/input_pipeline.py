@@ -35,9 +35,11 @@ def measure(root, image_size, batch_size, warmup_batches, timed_batches):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer files and batches")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer files and batches (64 files instead of 256)")
+    parser.add_argument("--image-size", type=int, default=224,
+                        help="crop size; default: 224")
+    parser.add_argument("--batch-size", type=int, default=32, help="default: 32")
     args = parser.parse_args(argv)
     num_files = 64 if args.quick else 256
     warmup, timed = (4, 8) if args.quick else (12, 40)

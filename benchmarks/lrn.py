@@ -41,9 +41,12 @@ def _step(lrn):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="batch of the two LRN shapes; default: 32")
+    parser.add_argument("--rounds", type=int, default=15,
+                        help="interleaved rounds; medians are reported; default: 15")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed calls of each first (tracing); default: 2")
     args = parser.parse_args(argv)
     impls = {"tf_nn": _step(layers.lrn_tf_nn), "keras_ops": _step(layers.lrn_keras_ops)}
     rng = np.random.default_rng(0)

@@ -119,9 +119,12 @@ def main(argv=None):
     parser.add_argument("--steps-per-epoch", type=int, default=20,
                         help="batches of 32 per epoch of the step budget; default: 20")
     parser.add_argument("--methods", default=",".join(METHODS), help="default: all four")
-    parser.add_argument("--markdown", default=None, help="also write the table here")
-    parser.add_argument("--plot", default=None, help="PNG of accuracy against K")
-    parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
+    parser.add_argument("--markdown", default=None,
+                        help="also write the table here; default: only OUTPUT_DIR/table.md")
+    parser.add_argument("--plot", default=None,
+                        help="PNG of accuracy against K; default: none")
+    parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
+                        help="Keras fit verbosity; default: 0")
     args = parser.parse_args(argv)
     ks = [None if k == "all" else int(k) for k in args.ks.split(",")]
     labels = ["all" if k is None else k for k in ks]
