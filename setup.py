@@ -36,7 +36,10 @@ setup(
         "serving": SERVING,
         # torchvision's googlenet side by side in benchmarks/benchmark.py.
         "bench": ["torch", "torchvision"],
-        "test": ["pytest"] + CONVERT + SERVING,
+        # pytest-xdist: pytest.ini runs the suite in one process per core
+        # (at most 4); most tests wait on tracing and subprocesses, not on
+        # both cores, so two processes on CI's 2 cores take 0.6x the time.
+        "test": ["pytest", "pytest-xdist"] + CONVERT + SERVING,
     },
     entry_points={"console_scripts": ["googlenet=keras_googlenet.cli:main"]},
 )
