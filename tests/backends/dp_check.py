@@ -35,7 +35,7 @@ def train(strategy, batch_norm, steps, batch=BATCH):
     keras.utils.set_random_seed(7)
     with strategy.scope():
         model = GoogLeNet(input_shape=(SIZE, SIZE, 3), classes=CLASSES, weights=None,
-                          aux_classifiers=batch_norm is False, batch_norm=batch_norm,
+                          aux_classifiers=not batch_norm, batch_norm=batch_norm,
                           dropout_rate=0.0, aux_dropout_rate=0.0)
         recipe.compile_model(model, recipe.make_optimizer(
             recipe.learning_rate_schedule(0.05, STEPS, 1, "cosine"), weight_decay=1e-4,
@@ -43,8 +43,8 @@ def train(strategy, batch_norm, steps, batch=BATCH):
     n = batch * steps
     if not n:
         return {v.path: np.array(v.numpy()) for v in model.weights}
-    targets = {name: labels[:n] for name in model.output_names} if batch_norm is False \
-        else labels[:n]
+    # The paper variant has auxiliary heads: each is trained on the labels.
+    targets = {name: labels[:n] for name in model.output_names} if not batch_norm else labels[:n]
     model.fit(tf.data.Dataset.from_tensor_slices((images[:n], targets)).batch(batch),
               epochs=1, verbose=0)
     return {v.path: np.array(v.numpy()) for v in model.weights}
