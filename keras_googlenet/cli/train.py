@@ -30,9 +30,10 @@ def _default_text(field, recipes):
         if len(set(map(repr, values.values()))) == 1:
             return f"default: {_show(next(iter(values.values())))}"
         return "default: " + ", ".join(f"{_show(v)} ({k})" for k, v in values.items())
-    if field.default is None or field.name == "recipe":
+    default = config_lib.default_value(field)
+    if default is None or field.name == "recipe":
         return ""
-    return f"default: {_show(field.default)}"
+    return f"default: {_show(default)}"
 
 
 def _show(value):
@@ -74,10 +75,15 @@ def add_arguments(parser):
                      "--no-flip).")
 
 
+def config_from_args(args):
+    """The resolved `TrainConfig` of parsed flags (those not given are None)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_lib.TrainConfig)}
+    return config_lib.build(values)
+
+
 def run(args):
     # Validate every flag before importing TensorFlow or touching data.
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_lib.TrainConfig)}
-    config = config_lib.build(values)
+    config = config_from_args(args)
     # Before Keras is imported (when `googlenet` is the caller, cli.main
     # has already done it, before TensorFlow's import).
     backends.select(config.backend)

@@ -34,7 +34,11 @@ _RECIPE_ONLY_KEYS = ("description", "base")
 
 
 def _field(default, help_text, choices=None):
-    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
+    # Every field is None until resolved: None means "not given", so that a
+    # recipe file can set any field and an explicit value (a flag, a keyword)
+    # still wins over it. The default is applied under both, by `resolved`.
+    return dataclasses.field(default=None, metadata={"help": help_text, "choices": choices,
+                                                     "default": default})
 
 
 @dataclasses.dataclass
@@ -49,13 +53,13 @@ class TrainConfig:
         'training data: "embedded" (the bundled digits), "tfds:NAME", "folder:PATH" (one '
         'sub-folder per class) or "tfrecord:GLOB"'))
     data_dir: Optional[str] = _field(None, "TFDS data directory; default: TFDS's own")
-    train_split: str = _field("train", "split to train on")
+    train_split: Optional[str] = _field("train", "split to train on")
     val_split: Optional[str] = _field("validation", "split to validate on")
     num_classes: Optional[int] = _field(None, (
         "TFRecord data only: the number of classes; every label is read before training "
         "and one outside [0, N) after --label-offset is refused, naming its file. "
         "Default: inferred from the largest label, with the count per label logged"))
-    label_offset: int = _field(0, (
+    label_offset: Optional[int] = _field(0, (
         "TFRecord data only: added to each stored label, e.g. -1 for TF-slim's 1-based "
         "labels"))
     classes: Optional[str] = _field(None, (
@@ -64,10 +68,10 @@ class TrainConfig:
     examples_per_class: Optional[int] = _field(None, (
         "few-shot training: K training images of each class, drawn with --seed (the same "
         "seed, the same images); validation keeps all its images; default: all"))
-    holdout_fraction: float = _field(0.1, (
+    holdout_fraction: Optional[float] = _field(0.1, (
         "folder data without a <val-split> sub-folder: fraction of each class held out "
         "for validation (at least one image per class); 0 validates on the training images"))
-    holdout_seed: int = _field(0, (
+    holdout_seed: Optional[int] = _field(0, (
         "seed of the hold-out draw (apart from --seed, so that runs with different seeds "
         "validate on the same images)"))
     image_size: Optional[int] = _field(None, "input side in pixels (square crops)")
@@ -80,32 +84,32 @@ class TrainConfig:
         "learning-rate schedule: paper (x0.96 every --decay-epochs), cosine, constant"),
         SCHEDULES)
     warmup_epochs: Optional[float] = _field(None, "linear warm-up from 0, in epochs")
-    decay_rate: float = _field(0.96, "paper schedule: factor per --decay-epochs")
-    decay_epochs: float = _field(8.0, "paper schedule: epochs between decays")
-    momentum: float = _field(0.9, "SGD momentum")
+    decay_rate: Optional[float] = _field(0.96, "paper schedule: factor per --decay-epochs")
+    decay_epochs: Optional[float] = _field(8.0, "paper schedule: epochs between decays")
+    momentum: Optional[float] = _field(0.9, "SGD momentum")
     weight_decay: Optional[float] = _field(None, "L2 weight decay of the convolution and "
                                                  "dense kernels")
     ema_momentum: Optional[float] = _field(None, (
         "Polyak averaging of the weights (the paper's), used for validation and export; "
         "0 turns it off"))
-    label_smoothing: float = _field(0.0, "label smoothing of the loss")
-    aux_classifiers: bool = _field(True, "train with the two auxiliary heads (the paper's)")
-    aux_weight: float = _field(0.3, "loss weight of each auxiliary head (the paper: 0.3)")
+    label_smoothing: Optional[float] = _field(0.0, "label smoothing of the loss")
+    aux_classifiers: Optional[bool] = _field(True, "train with the two auxiliary heads (the paper's)")
+    aux_weight: Optional[float] = _field(0.3, "loss weight of each auxiliary head (the paper: 0.3)")
     batch_norm: Optional[bool] = _field(None, "batch norm after every convolution instead "
                                               "of LRN (the TF-slim / torchvision variant)")
-    dropout_rate: float = _field(0.4, "dropout before the classifier (the paper: 0.4)")
-    aux_dropout_rate: float = _field(0.7, "dropout in the auxiliary heads (the paper: 0.7)")
-    kernel_5x5: int = _field(5, "kernel of the \"5x5\" branch: 5 (the paper) or 3 "
+    dropout_rate: Optional[float] = _field(0.4, "dropout before the classifier (the paper: 0.4)")
+    aux_dropout_rate: Optional[float] = _field(0.7, "dropout in the auxiliary heads (the paper: 0.7)")
+    kernel_5x5: Optional[int] = _field(5, "kernel of the \"5x5\" branch: 5 (the paper) or 3 "
                                 "(torchvision)", (3, 5))
     min_crop_area: Optional[float] = _field(None, "smallest random crop, as a fraction of "
                                                   "the image area (the paper: 0.08)")
     flip: Optional[bool] = _field(None, "random horizontal flips")
-    photometric: bool = _field(True, "the paper's photometric distortions")
-    normalization: str = _field(contract.DEFAULT_NORMALIZATION, (
+    photometric: Optional[bool] = _field(True, "the paper's photometric distortions")
+    normalization: Optional[str] = _field(contract.DEFAULT_NORMALIZATION, (
         "preprocess_input mode the model is trained with; stored in model.keras"),
         contract.NORMALIZATIONS)
-    cache: bool = _field(True, "cache decoded images in memory")
-    precision: str = _field("auto", (
+    cache: Optional[bool] = _field(True, "cache decoded images in memory")
+    precision: Optional[str] = _field("auto", (
         "compute precision; auto = mixed_bfloat16 on CPUs with AVX512_BF16/AMX and TPUs, "
         "mixed_float16 on GPUs, else float32"), PRECISIONS)
     jit_compile: Optional[bool] = _field(None, (
@@ -115,27 +119,30 @@ class TrainConfig:
     backend: Optional[str] = _field(None, (
         "Keras backend to train on (TensorFlow stays the input pipeline); default: "
         "KERAS_BACKEND, else Keras' configured backend"), BACKENDS)
-    strategy: str = _field("auto", (
+    strategy: Optional[str] = _field("auto", (
         "distribution: auto = mirrored on several GPUs (TensorFlow), else one device; "
         "one_device, mirrored, multi_worker (TF_CONFIG) and tpu are tf.distribute "
         "strategies (TensorFlow backend); data_parallel = keras.distribution.DataParallel "
         "over all local devices (JAX backend)"), STRATEGIES)
-    seed: int = _field(1, "random seed: the same seed gives the same run")
-    deterministic: bool = _field(False, "deterministic ops (slower; exact reruns)")
+    seed: Optional[int] = _field(1, "random seed: the same seed gives the same run")
+    deterministic: Optional[bool] = _field(False, "deterministic ops (slower; exact reruns)")
     init_weights: Optional[str] = _field(None, "weights to start from: a .weights.h5, "
                                                ".onnx, .pth or \"imagenet\"; default: random "
                                                "initialisation")
-    output_dir: str = _field("runs/googlenet", "directory for checkpoints, logs, curves, "
+    output_dir: Optional[str] = _field("runs/googlenet", "directory for checkpoints, logs, curves, "
                                                "config.json, results.json and model.keras")
-    save_freq: int = _field(100, "steps between checkpoints")
+    save_freq: Optional[int] = _field(100, "steps between checkpoints")
     export_dir: Optional[str] = _field("saved_models/googlenet", (
         "TF Serving base directory to export to at the end; an empty string skips export"))
-    verbose: int = _field(1, "Keras progress output: 0 silent, 1 bar, 2 a line per epoch",
+    verbose: Optional[int] = _field(1, "Keras progress output: 0 silent, 1 bar, 2 a line per epoch",
                           (0, 1, 2))
 
     def resolved(self):
-        """A copy with every None filled in from the recipe, validated."""
-        values = recipe_values(self.recipe or default_recipe(self.data))
+        """A copy with every unset (None) field filled in, validated: the
+        values given here win over the recipe's, the recipe's over the
+        defaults."""
+        values = {f.name: default_value(f) for f in dataclasses.fields(self)}
+        values.update(recipe_values(self.recipe or default_recipe(self.data)))
         values.update({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
         values["recipe"] = self.recipe or default_recipe(self.data)
         config = TrainConfig(**values)
@@ -232,6 +239,8 @@ def coerce(name, value):
     if name == "classes" and isinstance(value, (list, tuple)):
         value = ",".join(map(str, value))  # a recipe file's [5, 6, 7]
     kind = field_type(fields[name])
+    if isinstance(value, bool) and kind is not bool:
+        raise ValueError(f"{name} must be of type {kind.__name__}. Received: {name}={value!r}")
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -282,8 +291,28 @@ def load_config_file(path):
         if key == "base":
             values[key] = value
         elif key not in _RECIPE_ONLY_KEYS:
-            values[key] = coerce(key, value)
+            try:
+                _check_json_type(key, value)
+                values[key] = coerce(key, value)
+            except ValueError as e:
+                raise ValueError(f"Config file {path!r}: {e}") from None
     return values
+
+
+# JSON types a recipe file may give each field type: a file's "7" is no seed
+# and its true no epoch count (flags, which are text, are parsed by `coerce`).
+_JSON_TYPES = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
+
+
+def _check_json_type(name, value):
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if name not in fields or value is None or (name == "classes" and isinstance(value, list)):
+        return  # coerce names an unknown key; None is "not set"
+    kind = field_type(fields[name])
+    if not isinstance(value, _JSON_TYPES[kind]) or (kind is not bool and isinstance(value, bool)):
+        expected = {bool: "true or false", int: "an integer", float: "a number",
+                    str: "a string"}[kind]
+        raise ValueError(f"{name} must be {expected}. Received: {name}={value!r}")
 
 
 def recipe_values(name_or_path, _seen=()):
@@ -313,3 +342,8 @@ def build(flags, recipe=None):
 
 def field_choices(field):
     return field.metadata.get("choices")
+
+
+def default_value(field):
+    """The value a field takes when neither a flag nor the recipe sets it."""
+    return field.metadata["default"]

@@ -72,3 +72,66 @@ def test_every_field_has_help_and_choices_are_checked():
             with pytest.raises(ValueError, match=f"--{field.name.replace('_', '-')} must be"):
                 config_lib.build({field.name: "no-such-choice" if isinstance(choices[0], str)
                                   else 99})
+
+
+# A value for every field that no recipe or default has, so that a field the
+# file cannot set shows up as its default.
+_NOT_DEFAULT = {
+    "data": "folder:/mine", "data_dir": "/tfds", "train_split": "training",
+    "val_split": "", "num_classes": None, "label_offset": None, "classes": "1,2",
+    "examples_per_class": 4, "holdout_fraction": 0.25, "holdout_seed": 3, "image_size": 96,
+    "batch_size": 8, "epochs": 2, "steps_per_epoch": 5, "learning_rate": 0.5,
+    "schedule": "constant", "warmup_epochs": 2.0, "decay_rate": 0.5, "decay_epochs": 2.0,
+    "momentum": 0.5, "weight_decay": 0.001, "ema_momentum": 0.5, "label_smoothing": 0.1,
+    "aux_classifiers": False, "aux_weight": 0.5, "batch_norm": True, "dropout_rate": 0.1,
+    "aux_dropout_rate": 0.2, "kernel_5x5": 3, "min_crop_area": 0.5, "flip": False,
+    "photometric": False, "normalization": "torch", "cache": False, "precision": "float32",
+    "jit_compile": True, "backend": "tensorflow", "strategy": "one_device", "seed": 7,
+    "deterministic": True, "init_weights": "w.weights.h5", "output_dir": "mine",
+    "save_freq": 9, "export_dir": "", "verbose": 2,
+}
+
+
+def test_a_recipe_file_sets_every_field(tmp_path):
+    assert set(_NOT_DEFAULT) | {"recipe"} == {f.name for f in dataclasses.fields(
+        config_lib.TrainConfig)}
+    given = {k: v for k, v in _NOT_DEFAULT.items() if v is not None}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(given))
+    config = config_lib.build({}, recipe=str(path))
+    assert {k: getattr(config, k) for k in given} == given
+    # Flags (even one equal to a default) win over the file; the file over
+    # the recipe under it and the defaults.
+    config = config_lib.build({"seed": 1, "momentum": 0.9, "aux_classifiers": True,
+                               "image_size": 120}, recipe=str(path))
+    assert (config.seed, config.momentum, config.aux_classifiers, config.image_size,
+            config.output_dir) == (1, 0.9, True, 120, "mine")
+    # The issue's file, through `googlenet train --config r.json`'s parser.
+    path.write_text(json.dumps({"output_dir": "mine", "export_dir": "", "seed": 7,
+                                "momentum": 0.5, "aux_classifiers": False}))
+    from keras_googlenet import cli
+    from keras_googlenet.cli import train as train_cli
+
+    args = cli.build_parser(["train"]).parse_args(["train", "--config", str(path)])
+    config = train_cli.config_from_args(args)
+    assert (config.output_dir, config.export_dir, config.seed, config.momentum,
+            config.aux_classifiers) == ("mine", "", 7, 0.5, False)
+    args = cli.build_parser(["train"]).parse_args(["train", "--config", str(path), "--seed", "1"])
+    assert train_cli.config_from_args(args).seed == 1
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("sed", 7, "Unknown configuration key 'sed'"),
+    ("seed", "seven", "seed must be an integer. Received: seed='seven'"),
+    ("seed", "7", "seed must be an integer. Received: seed='7'"),
+    ("epochs", True, "epochs must be an integer. Received: epochs=True"),
+    ("momentum", "0.5", "momentum must be a number"),
+    ("aux_classifiers", "false", "aux_classifiers must be true or false"),
+    ("output_dir", 3, "output_dir must be a string"),
+])
+def test_a_recipe_file_with_an_unknown_key_or_a_wrong_type_is_refused(tmp_path, key, value,
+                                                                     message):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({key: value}))
+    with pytest.raises(ValueError, match=f"Config file '{path}': {message}"):
+        config_lib.build({}, recipe=str(path))
