@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 
+from keras_googlenet.models import architecture
 from keras_googlenet.models.presets import TORCHVISION_CONFIG
 from keras_googlenet.weights.common import (ConvertedWeights, WeightsMismatchError,
                                             dense_layer_names, is_aux_layer,
@@ -30,6 +31,56 @@ def _torchvision_layer(module):
     return None
 
 
+def expected_state_dict():
+    """The names and shapes of torchvision's googlenet state dict, from Table 1.
+
+    Returns:
+        `(shapes, optional)`: `{name: shape}` (the classifiers' class count is
+        `None`, any: a fine-tuned file may have other classes than 1000), and
+        the names a file may lack: the aux heads (`aux_logits=False`) and the
+        batch-norm `num_batches_tracked` counters (older torch).
+    """
+    shapes = {}
+    kernel_5x5 = TORCHVISION_CONFIG["kernel_5x5"]
+
+    def basic_conv(module, cin, cout, kernel):  # torchvision's BasicConv2d
+        shapes[f"{module}.conv.weight"] = (cout, cin, kernel, kernel)
+        for name in _TV_BN:
+            shapes[f"{module}.bn.{name}"] = (cout,)
+        shapes[f"{module}.bn.num_batches_tracked"] = ()
+
+    basic_conv("conv1", 3, architecture.CONV1[1], architecture.CONV1[2])
+    basic_conv("conv2", architecture.CONV1[1], architecture.CONV2_REDUCE[1],
+               architecture.CONV2_REDUCE[2])
+    basic_conv("conv3", architecture.CONV2_REDUCE[1], architecture.CONV2[1],
+               architecture.CONV2[2])
+    cin, block_outputs = architecture.CONV2[1], {}
+    for row in architecture.inception_rows():
+        module = "inception" + row.name[len("inception_"):]
+        basic_conv(f"{module}.branch1", cin, row.ch1x1, 1)
+        basic_conv(f"{module}.branch2.0", cin, row.ch3x3_reduce, 1)
+        basic_conv(f"{module}.branch2.1", row.ch3x3_reduce, row.ch3x3, 3)
+        basic_conv(f"{module}.branch3.0", cin, row.ch5x5_reduce, 1)
+        basic_conv(f"{module}.branch3.1", row.ch5x5_reduce, row.ch5x5, kernel_5x5)
+        basic_conv(f"{module}.branch4.1", cin, row.pool_proj, 1)
+        cin = block_outputs[row.name] = architecture.block_output_channels(row)
+    aux = set()
+    for head, block in architecture.AUX_HEADS.items():
+        before = set(shapes)
+        basic_conv(f"{head}.conv", block_outputs[block], architecture.AUX_CONV_FILTERS, 1)
+        # torchvision pools the aux input to 4x4 (adaptive), whatever the image size.
+        fc1_in = architecture.AUX_CONV_FILTERS * 4 * 4
+        shapes[f"{head}.fc1.weight"] = (architecture.AUX_FC_UNITS, fc1_in)
+        shapes[f"{head}.fc1.bias"] = (architecture.AUX_FC_UNITS,)
+        shapes[f"{head}.fc2.weight"] = (None, architecture.AUX_FC_UNITS)
+        shapes[f"{head}.fc2.bias"] = (None,)
+        aux |= set(shapes) - before
+    shapes["fc.weight"] = (None, cin)
+    shapes["fc.bias"] = (None,)
+    optional = aux | {k for k in shapes if k.endswith("num_batches_tracked")}
+    return shapes, optional
+
+
 def convert_torchvision(state_dict_or_path, include_aux=False):
     """Converts torchvision's googlenet state dict for `GoogLeNet(**TORCHVISION_CONFIG)`.
 
@@ -50,11 +101,20 @@ def convert_torchvision(state_dict_or_path, include_aux=False):
 
     Raises:
         WeightsMismatchError: a tensor that is not a googlenet layer (wrong
-            file) or an incomplete layer (missing tensor).
+            file) or an incomplete layer (missing tensor); for a path, also
+            a name or shape not of `expected_state_dict()`, refused before
+            any storage of the file is read.
     """
     state = state_dict_or_path
     if isinstance(state, (str, os.PathLike)):
-        state = read_state_dict(state)
+        shapes, optional = expected_state_dict()
+        try:
+            state = read_state_dict(state, expected=shapes, optional=optional)
+        except WeightsMismatchError as e:
+            if type(e) is not WeightsMismatchError:  # NotAStateDictError: says it all
+                raise
+            raise WeightsMismatchError(
+                f"{e} Is this torchvision's googlenet-1378be20.pth?") from None
     arrays = {}
     for key, value in state.items():
         if hasattr(value, "detach"):

@@ -494,6 +494,24 @@ def test_state_dict_reader_without_torch(torchvision_file, tmp_path, zip_format)
         np.testing.assert_array_equal(read[key], value.numpy())
 
 
+def test_expected_state_dict_is_torchvisions(torchvision_file):
+    """The names and shapes the reader checks a .pth against before reading
+    its storages are exactly torchvision's googlenet's."""
+    from keras_googlenet.weights import torchvision as tv
+
+    path, net, _, _ = torchvision_file
+    shapes, optional = tv.expected_state_dict()
+    state = net.state_dict()
+    assert sorted(shapes) == sorted(state)
+    for name, value in state.items():
+        assert len(shapes[name]) == value.dim() and all(
+            w is None or w == n for n, w in zip(value.shape, shapes[name])), name
+    assert {k for k in shapes if k.startswith("aux")} <= optional
+    for use_torch in (False, True):
+        read = W.read_state_dict(path, use_torch=use_torch, expected=shapes)
+        assert sorted(read) == sorted(state)
+
+
 def test_googlenet_weights_pth_path(torchvision_file):
     path, _, image, ref = torchvision_file
     model = kg.GoogLeNet(weights=path, classifier_activation=None, **W.TORCHVISION_CONFIG)
