@@ -31,6 +31,15 @@ RECIPES = ("paper_imagenet", "embedded_digits")
 RECIPE_WITHOUT_DATA = "embedded_digits"
 RECIPE_WITH_DATA = "paper_imagenet"
 _RECIPE_ONLY_KEYS = ("description", "base")
+# What a checkpoint means: resuming it with another value of one of these
+# would go on training another model (other classes or images, other
+# preprocessing, architecture or optimizer state) or another step count,
+# so a resume refuses a difference (`trainer.check_resume`). Every other
+# field may change on resume, and a change is logged.
+SAME_ON_RESUME = ("data", "train_split", "classes", "examples_per_class", "holdout_fraction",
+                  "holdout_seed", "label_offset", "image_size", "batch_size",
+                  "normalization", "aux_classifiers", "batch_norm", "kernel_5x5", "momentum",
+                  "ema_momentum", "seed")
 
 
 def _field(default, help_text, choices=None):

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keras_googlenet.data import augment
 from keras_googlenet.train import checkpointing
+from keras_googlenet.train import config as config_lib
 from keras_googlenet.train import custom_loop
 from keras_googlenet.data import pipeline as data
 from keras_googlenet.train import distribute
@@ -65,25 +66,32 @@ class StopOnNaN(keras.callbacks.Callback):
                 f"(step {state['step']}), is from before.")
 
 
-# What a checkpoint's weights and step count depend on: resuming it with
-# other values would not continue the run that wrote it, or not load.
-RUN_SETTINGS = ("data", "train_split", "image_size", "batch_size", "aux_classifiers",
-                "batch_norm", "kernel_5x5", "seed")
+# Settings derived from the config and the data, compared like
+# `config.SAME_ON_RESUME`; named by what they are, not by a flag.
 _SETTING_NAMES = {"num_classes": "the number of classes of the training data",
+                  "class_names": "the class names of the training data",
                   "replicas": "the number of replicas"}
 
 
-def run_settings(config, num_classes, replicas, steps_per_epoch):
-    """The settings recorded with the checkpoints (see `check_resume`)."""
-    settings = {name: getattr(config, name) for name in RUN_SETTINGS}
-    settings.update(steps_per_epoch=steps_per_epoch, num_classes=num_classes,
-                    replicas=replicas)
+def run_settings(config, train_source, replicas, steps_per_epoch):
+    """The settings recorded with the checkpoints (see `check_resume`): the
+    whole resolved config, and what it resolved to in the data."""
+    settings = dataclasses.asdict(config)
+    settings.update(steps_per_epoch=steps_per_epoch, num_classes=train_source.num_classes,
+                    class_names=list(train_source.class_names or []), replicas=replicas)
     return settings
+
+
+def _setting_text(value):
+    return "not given" if value is None else str(value)
 
 
 def check_resume(backup_dir, settings):
     """The state of the checkpoint in `backup_dir` (None when there is
-    none), after checking that it was written with `settings`.
+    none), after checking that it was written with `settings`: any
+    difference in `config.SAME_ON_RESUME` or the derived settings is
+    refused, other differences (a longer --epochs, another
+    --learning-rate) are logged.
 
     Raises:
         ValueError: naming each setting that differs (and see
@@ -92,17 +100,26 @@ def check_resume(backup_dir, settings):
     state = checkpointing.load_state(backup_dir)
     if state is None or state["weights"] is None:
         return None
-    # Checkpoints of earlier versions record no settings.
-    recorded = state.get("run") or settings
-    differences = [
-        f"{_SETTING_NAMES.get(name, '--' + name.replace('_', '-'))} is {value} but the "
-        f"checkpoint in {backup_dir} was written with {recorded[name]}"
-        for name, value in settings.items() if name in recorded and recorded[name] != value
-    ]
-    if differences:
-        plural = "s" if len(differences) > 1 else ""
-        raise ValueError("; ".join(differences)
+    # A setting the checkpoint does not record is not compared.
+    recorded = state.get("run") or {}
+    compared = set(config_lib.SAME_ON_RESUME) | set(_SETTING_NAMES) | {"steps_per_epoch"}
+    differs = [name for name, value in settings.items()
+               if name in recorded and recorded[name] != value]
+    refused = [
+        f"{_SETTING_NAMES.get(name, '--' + name.replace('_', '-'))} "
+        f"{'are' if name == 'class_names' else 'is'} "
+        f"{_setting_text(settings[name])} but the checkpoint in {backup_dir} was written "
+        + (f"with {recorded[name]}" if recorded[name] is not None else "without it")
+        for name in differs if name in compared]
+    if refused:
+        plural = "s" if len(refused) > 1 else ""
+        raise ValueError("; ".join(refused)
                          + f"; use a new --output-dir or the same value{plural}.")
+    changed = [f"--{name.replace('_', '-')} {_setting_text(settings[name])} (was "
+               f"{_setting_text(recorded[name])})" for name in differs]
+    if changed:
+        log.info("Resuming %s with other values than the run that wrote it: %s.",
+                 backup_dir, ", ".join(changed))
     return state
 
 
@@ -271,7 +288,7 @@ def run(config):
 
     backup_dir = os.path.join(config.output_dir, "backup")
     # Before writing anything: a refused resume leaves the run as it was.
-    settings = run_settings(config, train_source.num_classes, replicas, steps_per_epoch)
+    settings = run_settings(config, train_source, replicas, steps_per_epoch)
     resuming = check_resume(backup_dir, settings) is not None
     os.makedirs(config.output_dir, exist_ok=True)
     if chief and not resuming:

@@ -6,6 +6,7 @@ there would leave; the resumed run then starts afresh, as a new process
 would. tests/test_train.py checks the same with a real SIGKILL.
 """
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -216,6 +217,19 @@ def test_state_at_the_end_of_an_epoch_resumes_with_the_next_epoch(
     (dict(image_size=40, kernel_5x5=3),
      "--image-size is 40 but the checkpoint in {0} was written with 32; --kernel-5x5 is 3 "
      "but the checkpoint in {0} was written with 5; use a new --output-dir or the same values."),
+    # What the model means: the same number of classes in another order (or
+    # others), another normalisation, another subset.
+    (dict(classes="2,1,0"),
+     "--classes is 2,1,0 but the checkpoint in {0} was written without it; the class names of "
+     "the training data are ['class_2', 'class_1', 'class_0'] but the checkpoint in {0} was "
+     "written with ['class_0', 'class_1', 'class_2']; use a new --output-dir or the same "
+     "values."),
+    (dict(normalization="torch"), "--normalization is torch but the checkpoint in {} was "
+                                  "written with caffe; use a new --output-dir or the same value."),
+    (dict(examples_per_class=3), "--examples-per-class is 3 but the checkpoint in {} was "
+                                 "written without it; use a new --output-dir or the same value."),
+    (dict(ema_momentum=0.0), "--ema-momentum is 0.0 but the checkpoint in {} was written with "
+                             "0.9; use a new --output-dir or the same value."),
 ])
 def test_resume_with_other_settings_is_refused(data_root, reference, tmp_path,
                                                overrides, message):
@@ -227,6 +241,25 @@ def test_resume_with_other_settings_is_refused(data_root, reference, tmp_path,
     assert str(error.value) == message.format(backup)
     assert _snapshot(backup) == before
     assert not (out / "config.json").exists()
+
+
+def test_every_setting_that_changes_the_model_is_compared_on_resume():
+    # The whole resolved config is recorded; what may not change is a list
+    # of its fields (a typo there would compare nothing).
+    fields = {f.name for f in dataclasses.fields(config_lib.TrainConfig)}
+    assert set(config_lib.SAME_ON_RESUME) <= fields
+    assert {"classes", "examples_per_class", "normalization", "image_size", "batch_norm",
+            "kernel_5x5", "aux_classifiers", "seed", "holdout_seed"} <= set(
+                config_lib.SAME_ON_RESUME)
+
+
+def test_other_training_values_resume_and_are_logged(reference, caplog):
+    backup = reference[1] / "backup"
+    settings = dict(_state(reference[1])["run"], epochs=EPOCHS + 2, learning_rate=0.02)
+    with caplog.at_level(logging.INFO, logger="keras_googlenet"):
+        assert train.check_resume(str(backup), settings) is not None
+    assert (f"--epochs {EPOCHS + 2} (was {EPOCHS}), --learning-rate 0.02 (was 0.01)"
+            in caplog.text)
 
 
 def test_other_class_count_is_refused(data_root, reference, tmp_path):
@@ -263,7 +296,8 @@ def test_refusal_is_one_line_from_the_command(data_root, reference, tmp_path, ca
     backup = _with_backup(reference, out)
     argv = ["train", "--data", f"folder:{data_root}", "--output-dir", str(out),
             "--export-dir", "", "--image-size", "32", "--no-aux-classifiers",
-            "--batch-norm", "--batch-size", "16", "--steps-per-epoch", str(STEPS)]
+            "--batch-norm", "--batch-size", "16", "--steps-per-epoch", str(STEPS),
+            "--ema-momentum", "0.9"]  # the reference's, not the recipe's
     assert cli.main(argv) == 2
     assert capsys.readouterr().err == (
         f"googlenet train: error: --batch-size is 16 but the checkpoint in {backup} was "
