@@ -41,6 +41,7 @@ from keras_googlenet.data import crops as crops_lib
 from keras_googlenet.data import preprocessing
 from keras_googlenet.inference import loader
 from keras_googlenet.models import contract as contract_lib
+from keras_googlenet.models import metrics as metrics_lib
 
 AUTO = "auto"
 DEFAULT_CROPS_PER_BATCH = 288
@@ -260,20 +261,10 @@ def load_predictor(model, image_size=None, normalization=AUTO, logits=None, name
 # Metrics.
 # ---------------------------------------------------------------------------
 def top_k_correct(probabilities, labels, k):
-    """Whether each label is among the top `k` classes, as Keras counts it.
-
-    The rule of `keras.metrics.SparseTopKCategoricalAccuracy` on TensorFlow
-    (`tf.math.in_top_k`): a label is in the top k when fewer than k classes
-    score strictly higher, so ties at the boundary count as hits; a row with
-    a NaN or infinite score is a miss (a diverged model scores nothing).
-    `k` is capped at the number of classes.
-    """
-    probabilities = np.asarray(probabilities)
-    labels = np.asarray(labels, dtype=np.int64)
-    true_scores = probabilities[np.arange(len(labels)), labels]
-    higher = (probabilities > true_scores[:, None]).sum(axis=1)
-    finite = np.isfinite(probabilities).all(axis=1)
-    return finite & (higher < min(k, probabilities.shape[1]))
+    """Whether each label is among the top `k` classes: the rule of the
+    training metrics (`models.metrics.top_k_hits`: ties broken by class
+    index, as argmax does; a non-finite row is a miss), on NumPy arrays."""
+    return metrics_lib.top_k_hits(np.asarray(labels), np.asarray(probabilities), k, xp=np)
 
 
 def classification_metrics(probabilities, labels, top_k=DEFAULT_TOP_K, class_names=None):

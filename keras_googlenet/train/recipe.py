@@ -10,6 +10,7 @@ import keras
 
 from keras_googlenet.models import architecture
 from keras_googlenet.models.googlenet import OUTPUT_NAME, has_aux_classifiers
+from keras_googlenet.models.metrics import TopKAccuracy
 from keras_googlenet.train.config import SCHEDULES  # noqa: F401
 
 
@@ -187,11 +188,12 @@ def losses_and_weights(model, label_smoothing=0.0, aux_weight=architecture.AUX_L
 
 
 def accuracy_metrics(model):
-    """Top-1 and top-5 accuracy on the main head."""
+    """Top-1 and top-5 accuracy on the main head, under evaluation's tie
+    rule (`models.metrics`)."""
     classes = model.get_layer(OUTPUT_NAME).output.shape[-1]
-    metrics = [keras.metrics.SparseCategoricalAccuracy(name="top1")]
+    metrics = [TopKAccuracy(k=1, name="top1")]
     if classes > 5:
-        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"))
+        metrics.append(TopKAccuracy(k=5, name="top5"))
     return {OUTPUT_NAME: metrics} if has_aux_classifiers(model) else metrics
 
 

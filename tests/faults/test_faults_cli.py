@@ -1,6 +1,6 @@
 """Fault injection for the command line and the metrics (issue 11, items 5,
 10 and 12): one line per error, class counts checked before inference, and
-top-k counted as Keras counts it."""
+top-k without ties counted as hits (issue 20, item 3)."""
 import os
 import re
 import shutil
@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from keras_googlenet.inference import evaluation
+from keras_googlenet.models.metrics import TopKAccuracy
 from keras_googlenet.train import trainer as train
 
 SIZE = 32
@@ -36,40 +37,53 @@ def balanced_dataset(per_class=2, classes=CLASSES):
     return tf.data.Dataset.from_tensor_slices((images.astype(np.uint8), labels))
 
 
-def keras_top_k(model, dataset, k):
-    """Keras' own metric over the model's outputs on `dataset`."""
+def keras_metric(metric, model, dataset):
+    """A Keras metric over the model's outputs on `dataset`."""
     images, labels = next(iter(dataset.batch(1000)))
-    metric = keras.metrics.SparseTopKCategoricalAccuracy(k=k)
     metric.update_state(labels, model.predict_on_batch(tf.cast(images, tf.float32)))
     return float(metric.result())
 
 
-# ---------------------------------------------------------------------------
-# Item 10: top-k as Keras counts it.
-# ---------------------------------------------------------------------------
-def test_constant_model_top5_equals_keras_metric():
-    # Always class 0; the other nine classes tie for second place.
-    model = constant_model([10.0] + [0.0] * (CLASSES - 1))
-    data = balanced_dataset()
-    expected = keras_top_k(model, data, 5)
+def _scores(model, data):
+    """What `evaluate` and `train.infer_metrics` (results.json) score."""
     results = evaluation.evaluate(model, data=data, normalization=None, verbose=0)
-    assert results["top5_accuracy"] == pytest.approx(expected)
-    assert results["top1_accuracy"] == pytest.approx(0.1)
-    # train.run writes infer_metrics into results.json.
     metrics, _, _ = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
-                                  .batch(8))
-    assert metrics["top5"] == pytest.approx(expected)
+                                        .batch(8))
+    return results, metrics
+
+
+# ---------------------------------------------------------------------------
+# Item 10 (issue 11) and item 3 (issue 20): ties are not hits.
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("scores, top1, top5", [
+    # Every class tied: top-1 is argmax's class 0 alone, top-5 classes 0-4.
+    ([0.1] * CLASSES, 0.1, 0.5),
+    # Always class 0; the other nine tie for second place: 1-4 are top-5.
+    ([10.0] + [0.0] * (CLASSES - 1), 0.1, 0.5),
+])
+def test_a_constant_or_uniform_model_scores_no_tie_as_a_hit(scores, top1, top5):
+    model = constant_model(scores)
+    data = balanced_dataset()
+    results, metrics = _scores(model, data)
+    assert (results["top1_accuracy"], results["top5_accuracy"]) == pytest.approx((top1, top5))
+    assert (metrics["top1"], metrics["top5"]) == pytest.approx((top1, top5))
+    # Top-1 is Keras' own accuracy; training's metrics follow the same rule.
+    assert keras_metric(keras.metrics.SparseCategoricalAccuracy(), model, data) == (
+        pytest.approx(top1))
+    assert keras_metric(TopKAccuracy(k=1), model, data) == pytest.approx(top1)
+    assert keras_metric(TopKAccuracy(k=5), model, data) == pytest.approx(top5)
 
 
 def test_diverged_model_scores_nothing_as_in_keras():
-    # NaN outputs (a diverged model): Keras counts no hit at any k; the
-    # strict comparisons alone would count every label as a hit.
+    # NaN outputs (a diverged model): no hit at any k; the strict
+    # comparisons alone would count every label as a hit.
     model = constant_model([np.nan] * CLASSES)
     data = balanced_dataset()
     metrics, _, _ = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
-                                  .batch(8))
-    assert metrics["top5"] == pytest.approx(keras_top_k(model, data, 5)) == 0.0
-    assert metrics["top1"] == pytest.approx(keras_top_k(model, data, 1)) == 0.0
+                                        .batch(8))
+    keras_top5 = keras_metric(keras.metrics.SparseTopKCategoricalAccuracy(k=5), model, data)
+    assert metrics["top5"] == pytest.approx(keras_top5) == 0.0
+    assert metrics["top1"] == keras_metric(TopKAccuracy(k=1), model, data) == 0.0
 
 
 # ---------------------------------------------------------------------------

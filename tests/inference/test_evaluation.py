@@ -87,21 +87,21 @@ def test_top_k_metrics_by_hand():
     probabilities = np.array([
         [0.5, 0.2, 0.1, 0.1, 0.1],   # label 0: rank 1
         [0.1, 0.2, 0.3, 0.4, 0.0],   # label 1: 3 higher -> top-4 only
-        [0.3, 0.3, 0.2, 0.1, 0.1],   # label 1: tied first, 0 strictly higher -> top-1
+        [0.3, 0.3, 0.2, 0.1, 0.1],   # label 1: tied first with class 0, which comes first
         [0.05, 0.15, 0.2, 0.25, 0.35],  # label 0: last -> not in top-4, in top-5
     ])
     labels = [0, 1, 1, 0]
     result = evaluation.classification_metrics(probabilities, labels, top_k=(1, 2, 4, 5),
                                                class_names=list("abcde"))
     assert result["num_examples"] == 4
-    assert result["top1_accuracy"] == pytest.approx(2 / 4)
-    assert result["top1_error"] == pytest.approx(2 / 4)
+    assert result["top1_accuracy"] == pytest.approx(1 / 4)
+    assert result["top1_error"] == pytest.approx(3 / 4)
     assert result["top2_accuracy"] == pytest.approx(2 / 4)
     assert result["top4_accuracy"] == pytest.approx(3 / 4)
     assert result["top5_accuracy"] == pytest.approx(1.0)
     assert result["top5_error"] == pytest.approx(0.0)
-    # Per class (top-1): class a: 1 of 2; class b: 1 of 2; others have no examples.
-    assert result["per_class_accuracy"] == {"a": 0.5, "b": 0.5, "c": None, "d": None, "e": None}
+    # Per class (top-1): class a: 1 of 2; class b: 0 of 2; others have no examples.
+    assert result["per_class_accuracy"] == {"a": 0.5, "b": 0.0, "c": None, "d": None, "e": None}
 
 
 def test_top_k_is_capped_at_the_class_count():
