@@ -38,9 +38,9 @@ how the file was calibrated. `converted_predictor` runs a `.tflite` or
 import json
 import os
 import tempfile
-import warnings
 
 import numpy as np
+import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
 from keras_googlenet.data import preprocessing
@@ -173,10 +173,9 @@ def to_tflite_int8(model, path, calibration, image_size=None, use_ema=True, opti
     return path, tflite_float_ops(path)
 
 
-def _tflite_interpreter(path, num_threads=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-        return convert.tflite_interpreter_class()(model_path=os.fspath(path), num_threads=num_threads)
+def _tflite_interpreter(path):
+    """For inspecting the ops and tensors of a file: not allocated."""
+    return convert.load_tflite(path, allocate=False).handle
 
 
 def tflite_float_ops(path):
@@ -449,7 +448,9 @@ class TFLiteRunner:
     interpreter is resized only when the batch shape changes."""
 
     def __init__(self, path, num_threads=None):
-        self.interpreter = _tflite_interpreter(path, num_threads)
+        loaded = convert.load_tflite(path, num_threads)
+        self.interpreter = loaded.handle
+        self.input_shape, self.output_shape = loaded.input_shape, loaded.output_shape
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.shape = None
@@ -469,14 +470,9 @@ class OnnxRunner:
     """A `.onnx` file in ONNX Runtime (CPU) as a function of preprocessed batches."""
 
     def __init__(self, path, num_threads=None):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        if num_threads:
-            options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(os.fspath(path), options,
-                                                    providers=["CPUExecutionProvider"])
+        loaded = convert.load_onnx(path, num_threads)
+        self.session = loaded.handle
+        self.input_shape, self.output_shape = loaded.input_shape, loaded.output_shape
         self.name = self.session.get_inputs()[0].name
 
     def __call__(self, images):
@@ -497,10 +493,30 @@ def is_converted(path):
     return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(CONVERTED_EXTENSIONS)
 
 
+def check_against_model(path, contract, input_shape, output_shape):
+    """Raises a ValueError naming `path` when its sidecar's contract disagrees
+    with the model: the class names with its output width, the image size
+    with its input's height and width (where the model fixes them)."""
+    target = sidecar_path(path)
+    classes = output_shape[-1]
+    if classes is not None and len(contract.class_names) != classes:
+        raise ValueError(f"{path}: its contract {target} lists {len(contract.class_names)} "
+                         f"class names but the model outputs {classes} classes.")
+    height, width = input_shape[1:3]
+    if any(side not in (None, contract.image_size) for side in (height, width)):
+        raise ValueError(f"{path}: its contract {target} says image_size {contract.image_size} "
+                         f"but the model takes {height or '?'}x{width or '?'} inputs.")
+
+
 def converted_predictor(path, image_size=None, name=None, num_threads=None):
     """An `evaluation.Predictor` of a `.tflite` / `.onnx` file with its sidecar:
     crops in [0, 255] are normalised as the contract says, run, and a logits
-    output gets a softmax."""
+    output gets a softmax.
+
+    Raises (before any image is run) a ValueError naming the file when the
+    sidecar is missing or invalid, the runtime cannot read the file
+    (`convert.load_tflite` / `load_onnx`), or the sidecar disagrees with the
+    model (`check_against_model`)."""
     from keras_googlenet.inference import evaluation
 
     path = os.fspath(path)
@@ -511,6 +527,8 @@ def converted_predictor(path, image_size=None, name=None, num_threads=None):
         raise ValueError(f"{path!r} takes {contract.image_size}x{contract.image_size} crops "
                          f"(fixed at conversion); image_size={image_size} cannot be applied.")
     run = runner(path, num_threads)
+    check_against_model(path, contract, run.input_shape, run.output_shape)
+    width_known = run.output_shape[-1] is not None
     normalization = contract.normalization
     logits = info["output"] == "logits"
 
@@ -518,6 +536,8 @@ def converted_predictor(path, image_size=None, name=None, num_threads=None):
         outputs = run(preprocessing.normalize(tf.convert_to_tensor(images, tf.float32),
                                               normalization).numpy())
         outputs = np.asarray(outputs, np.float32)
+        if not width_known:  # a dynamic class dimension: checked on its first output
+            check_against_model(path, contract, run.input_shape, outputs.shape)
         if logits:
             outputs = tf.nn.softmax(outputs).numpy()
         return outputs

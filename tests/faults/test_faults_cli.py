@@ -298,3 +298,161 @@ def test_real_process_exit_code_and_stderr(tmp_path, model_file, verbose):
         # The model file was saved by plain model.save: the loader says once
         # that it assumes the default normalisation, then the one error line.
         assert len(lines) == 2 and "carries no preprocessing contract" in lines[0], done.stderr
+
+
+# ---------------------------------------------------------------------------
+# Converted files (.tflite / .onnx) that disagree with their sidecar, or are
+# not models at all: one line naming the file, when the model is loaded.
+# ---------------------------------------------------------------------------
+CONVERTED_SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def converted_files(tmp_path_factory):
+    """A 10-class 16x16 model (the digits' class count) as float .tflite and
+    .onnx files with their sidecars, and an image to predict."""
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    from keras_googlenet.models import contract as contract_lib
+    from keras_googlenet.serving import convert, quantize
+    import conftest as fx
+
+    root = tmp_path_factory.mktemp("converted")
+    inputs = keras.Input((CONVERTED_SIZE, CONVERTED_SIZE, 3))
+    outputs = keras.layers.Dense(CLASSES, activation="softmax", name="predictions")(
+        keras.layers.GlobalAveragePooling2D()(inputs))
+    model = keras.Model(inputs, outputs)
+    contract = contract_lib.Contract(image_size=CONVERTED_SIZE,
+                                     class_names=[f"c{i}" for i in range(CLASSES)])
+    paths = {}
+    for ext, to_file, runtime in (("tflite", convert.to_tflite, "tflite"),
+                                  ("onnx", convert.to_onnx, "onnxruntime")):
+        paths[ext] = str(root / f"good.{ext}")
+        to_file(model, paths[ext])
+        quantize.write_sidecar(paths[ext], contract, runtime, "float32", CLASSES)
+    image = root / "image.png"
+    image.write_bytes(fx.encode(fx.random_array(20, 24)))
+    return paths, str(image)
+
+
+def converted_copy(directory, source, name, data=None, sidecar=None):
+    """`directory/name`: `data` (default: `source`'s bytes) with `source`'s
+    sidecar, its fields updated from `sidecar`."""
+    import json
+
+    target = directory / name
+    with open(source, "rb") as f:
+        target.write_bytes(f.read() if data is None else data)
+    with open(source + ".json", encoding="utf-8") as f:
+        contract = json.load(f)
+    contract.update(sidecar or {})
+    (directory / (name + ".json")).write_text(json.dumps(contract))
+    return str(target)
+
+
+def class_count(count):
+    return {"classes": count, "class_names": [f"c{i}" for i in range(count)]}
+
+
+def cli_on_converted(command, model, image, capsys):
+    argv = (["predict", image, "--model", model] if command == "predict" else
+            ["evaluate", "--model", model, "--data", "embedded", "--max-examples", "4",
+             "--verbose", "0"])
+    return run_cli(argv, capsys)
+
+
+@pytest.fixture
+def no_inference(monkeypatch):
+    """Fails a test whose model runs: every check is made when it is loaded."""
+    from keras_googlenet.serving import quantize
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the converted model ran before its checks")
+
+    monkeypatch.setattr(quantize.TFLiteRunner, "__call__", refuse)
+    monkeypatch.setattr(quantize.OnnxRunner, "__call__", refuse)
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("ext, count", [("onnx", 7), ("onnx", 12), ("tflite", 7),
+                                        ("tflite", 12)])
+def test_sidecar_class_names_differ_from_the_model_outputs(converted_files, tmp_path, capsys,
+                                                           no_inference, command, ext, count):
+    paths, image = converted_files
+    model = converted_copy(tmp_path, paths[ext], f"m.{ext}", sidecar=class_count(count))
+    code, lines = cli_on_converted(command, model, image, capsys)
+    assert code == 2
+    assert_one_error_line(command, lines, model, f"{count} class names",
+                          f"outputs {CLASSES} classes")
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("ext", ["onnx", "tflite"])
+def test_sidecar_image_size_differs_from_the_model_input(converted_files, tmp_path, capsys,
+                                                         no_inference, command, ext):
+    paths, image = converted_files
+    model = converted_copy(tmp_path, paths[ext], f"m.{ext}", sidecar={"image_size": 24})
+    code, lines = cli_on_converted(command, model, image, capsys)
+    assert code == 2
+    assert_one_error_line(command, lines, model, "image_size 24",
+                          f"{CONVERTED_SIZE}x{CONVERTED_SIZE}")
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("ext, runtime", [("onnx", "ONNX"), ("tflite", "TFLite")])
+@pytest.mark.parametrize("damage", ["truncated", "png"])
+def test_unreadable_converted_file_is_one_line(converted_files, tmp_path, capsys, command, ext,
+                                               runtime, damage):
+    import conftest as fx
+
+    paths, image = converted_files
+    with open(paths[ext], "rb") as f:
+        data = f.read()
+    data = data[:len(data) // 2] if damage == "truncated" else fx.encode(fx.random_array(8, 8))
+    model = converted_copy(tmp_path, paths[ext], f"m.{ext}", data=data)
+    code, lines = cli_on_converted(command, model, image, capsys)
+    assert code == 2
+    assert_one_error_line(command, lines, f"{model} is not a readable {runtime} model: ")
+    assert "Traceback" not in lines[0]
+
+
+def onnx_graph_file(path, inputs, outputs, nodes):
+    """A hand-made ONNX file: `inputs`/`outputs` are `(name, shape)` pairs."""
+    import onnx
+    from onnx import helper
+
+    def values(pairs):
+        return [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, s) for n, s in pairs]
+
+    graph = helper.make_graph(nodes, "g", values(inputs), values(outputs))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("kind", ["two_inputs", "rank_4_output"])
+def test_onnx_model_of_the_wrong_signature(converted_files, tmp_path, capsys, no_inference,
+                                           command, kind):
+    from onnx import helper
+
+    paths, image = converted_files
+    model = converted_copy(tmp_path, paths["onnx"], "m.onnx")
+    shape = ["n", CONVERTED_SIZE, CONVERTED_SIZE, 3]
+    if kind == "two_inputs":
+        onnx_graph_file(model, [("images", shape), ("other", shape)], [("out", ["n", CLASSES])],
+                        [helper.make_node("Add", ["images", "other"], ["sum"]),
+                         helper.make_node("ReduceMean", ["sum"], ["out"], axes=[1, 2],
+                                          keepdims=0)])
+    else:
+        onnx_graph_file(model, [("images", shape)], [("out", shape)],
+                        [helper.make_node("Identity", ["images"], ["out"])])
+    code, lines = cli_on_converted(command, model, image, capsys)
+    assert code == 2
+    assert_one_error_line(command, lines, model, "one (batch, S, S, 3) input")
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("ext", ["onnx", "tflite"])
+def test_a_consistent_converted_file_still_runs(converted_files, capsys, command, ext):
+    paths, image = converted_files
+    code, lines = cli_on_converted(command, paths[ext], image, capsys)
+    assert code == 0, lines

@@ -73,8 +73,10 @@ def test_cli_export_with_conversions(tmp_path):
          str(tmp_path / "serving"), "--tflite", "--onnx"])
     written = args._run(args)
     converted = tmp_path / "serving_converted" / "1"
+    # Each converted file with its contract sidecar (<file>.json).
     assert sorted(p.name for p in converted.iterdir()) == [
-        "googlenet.onnx", "googlenet.tflite", "googlenet_dynamic_range.tflite"]
+        "googlenet.onnx", "googlenet.onnx.json", "googlenet.tflite", "googlenet.tflite.json",
+        "googlenet_dynamic_range.tflite", "googlenet_dynamic_range.tflite.json"]
     assert sorted(p.name for p in (tmp_path / "serving").iterdir()) == ["1"]
     batch = convert.preprocessed_batch([fx.jpeg(seed=43)], fx.IMAGE_SIZE)
     expected = model(batch, training=False).numpy()
