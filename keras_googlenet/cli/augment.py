@@ -12,7 +12,7 @@ def add_arguments(parser):
     flags.add_seed(parser, default=0)
     parser.add_argument("--image-size", type=flags.positive_int, default=224,
                         help="cell size in pixels; default: 224")
-    parser.add_argument("--min-crop-area", type=float, default=0.08,
+    parser.add_argument("--min-crop-area", type=flags.fraction, default=0.08,
                         help="smallest crop, as a fraction of the image area; default: 0.08 "
                              "(the paper)")
     parser.add_argument("--no-flip", action="store_true",

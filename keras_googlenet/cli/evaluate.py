@@ -26,14 +26,15 @@ def add_arguments(parser):
                         help="evaluate these classes of the data only, e.g. 5,6,7,8,9, "
                              "relabelled 0..N-1 in this order (as train and finetune --classes "
                              "do); default: every class")
-    parser.add_argument("--crops", type=int, nargs="+", default=[1], choices=CROP_CHOICES,
+    parser.add_argument("--crops", type=flags.integer, nargs="+", default=[1],
+                        choices=CROP_CHOICES,
                         help="crop sets per image, several make a table; default: 1")
     parser.add_argument("--no-mirror", dest="mirror", action="store_false",
                         help="drop the mirrored crops (10 -> 5, 144 -> 72): for data that is "
                              "not left-right symmetric; not the paper's protocol")
     flags.add_image_size(parser)
     flags.add_normalization(parser)
-    parser.add_argument("--crop-fraction", type=float, default=None,
+    parser.add_argument("--crop-fraction", type=flags.fraction, default=None,
                         help="1- and 10-crop centre fraction; default: the model's own "
                              "(0.875: 224 of 256)")
     parser.add_argument("--batch-size", type=flags.positive_int, default=None,
@@ -48,7 +49,7 @@ def add_arguments(parser):
     parser.add_argument("--plots", default=None,
                         help="write confusion_matrix.png, per_class_accuracy.png, mistakes.png "
                              "and crops_vs_error.png into this folder; default: none")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1),
+    parser.add_argument("--verbose", type=flags.integer, default=1, choices=(0, 1),
                         help="1: progress and the table as it fills; default: 1")
 
 

@@ -24,13 +24,6 @@ DEFAULTS = dict(mode="full", batch_size=32, head_epochs=10, epochs=10, head_lear
                 probe_c=1.0, seed=1, precision="auto")
 
 
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
 def add_arguments(parser):
     from keras_googlenet.train.config import PRECISIONS
 
@@ -45,7 +38,8 @@ def add_arguments(parser):
                         help="few-shot: K training images of each class, drawn with --seed "
                              "(the same seed, the same images); validation keeps all its "
                              "images; default: all")
-    parser.add_argument("--holdout-fraction", type=float, default=DEFAULTS["holdout_fraction"],
+    parser.add_argument("--holdout-fraction", type=flags.proper_fraction,
+                        default=DEFAULTS["holdout_fraction"],
                         help="folder data without a validation sub-folder: fraction of each "
                              "class held out for validation (0 validates on the training "
                              f"images); default: {DEFAULTS['holdout_fraction']}")
@@ -58,23 +52,25 @@ def add_arguments(parser):
     flags.add_image_size(parser)
     flags.add_normalization(parser)
     flags.add_batch_size(parser, DEFAULTS["batch_size"])
-    parser.add_argument("--head-epochs", type=_non_negative_int, default=DEFAULTS["head_epochs"],
+    parser.add_argument("--head-epochs", type=flags.non_negative_int,
+                        default=DEFAULTS["head_epochs"],
                         help="mode head: epochs of the new head on the frozen backbone; "
                              f"default: {DEFAULTS['head_epochs']}")
-    parser.add_argument("--epochs", type=_non_negative_int, default=DEFAULTS["epochs"],
+    parser.add_argument("--epochs", type=flags.non_negative_int, default=DEFAULTS["epochs"],
                         help="epochs of everything after unfreezing (mode full); default: "
                              f"{DEFAULTS['epochs']}")
-    parser.add_argument("--head-learning-rate", type=float,
+    parser.add_argument("--head-learning-rate", type=flags.positive_float,
                         default=DEFAULTS["head_learning_rate"],
                         help="SGD learning rate of the head phase; default: "
                              f"{DEFAULTS['head_learning_rate']}")
-    parser.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"],
+    parser.add_argument("--learning-rate", type=flags.positive_float,
+                        default=DEFAULTS["learning_rate"],
                         help="SGD learning rate after unfreezing (well below the head's); "
                              f"default: {DEFAULTS['learning_rate']}")
     parser.add_argument("--steps-per-epoch", type=flags.positive_int, default=None,
                         help="steps per epoch; default: one pass over the training data "
                              "(at least one step)")
-    parser.add_argument("--min-crop-area", type=float, default=DEFAULTS["min_crop_area"],
+    parser.add_argument("--min-crop-area", type=flags.fraction, default=DEFAULTS["min_crop_area"],
                         help="smallest random crop, as a fraction of the image area; default: "
                              f"{DEFAULTS['min_crop_area']}")
     flip = parser.add_mutually_exclusive_group()
@@ -82,7 +78,7 @@ def add_arguments(parser):
                       help="random horizontal flips (off by default: a mirrored digit is "
                            "another glyph); --no-flip turns them off")
     flip.add_argument("--no-flip", dest="flip", action="store_false", help=argparse.SUPPRESS)
-    parser.add_argument("--probe-c", type=float, default=DEFAULTS["probe_c"],
+    parser.add_argument("--probe-c", type=flags.positive_float, default=DEFAULTS["probe_c"],
                         help="linear-probe: inverse L2 strength of the logistic regression "
                              f"(standardised features); default: {DEFAULTS['probe_c']}")
     flags.add_seed(parser, DEFAULTS["seed"])
@@ -94,7 +90,7 @@ def add_arguments(parser):
     parser.add_argument("--export-dir", default="",
                         help="TF Serving base directory to export the fine-tuned model to; "
                              'default: "" (no export)')
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+    parser.add_argument("--verbose", type=flags.integer, default=1, choices=(0, 1, 2),
                         help="Keras progress output: 0 silent, 1 bar, 2 a line per epoch; "
                              "default: 1")
 
@@ -103,9 +99,6 @@ def run(args):
     from keras_googlenet.data.subsets import parse_classes
 
     parse_classes(args.classes)  # refuse a bad value before loading TensorFlow
-    if not 0 <= args.holdout_fraction < 1:
-        raise ValueError("--holdout-fraction must be in [0, 1). "
-                         f"Received: holdout_fraction={args.holdout_fraction!r}")
     from keras_googlenet.train import finetune
 
     results = finetune.run(

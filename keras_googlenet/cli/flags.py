@@ -2,6 +2,7 @@
 the same thing everywhere. Nothing here imports TensorFlow: `--help` must
 answer at once."""
 import argparse
+import math
 
 from keras_googlenet.models.contract import NORMALIZATIONS
 
@@ -21,11 +22,81 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+# argparse `type=` functions of the numeric flags. Each refuses what its
+# flag cannot mean with "must be ... Received: 'TEXT'", which argparse
+# prints as "argument --flag: must be ...". The floats refuse NaN and the
+# infinities: inf passes `x > 0`, nan fails every comparison, and either
+# only shows up later as a diverged run or a NaN model.
+SEED_MAX = 2 ** 32 - 1  # keras.utils.set_random_seed's range
+
+
+def _refuse(expected, text):
+    raise argparse.ArgumentTypeError(f"must be {expected}. Received: {text!r}")
+
+
+def _int(text, expected, low=None, high=None):
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        _refuse(expected, text)
+    if (low is not None and value < low) or (high is not None and value > high):
+        _refuse(expected, text)
     return value
+
+
+def _float(text, expected, accept):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        _refuse(expected, text)
+    if not (math.isfinite(value) and accept(value)):
+        _refuse(expected, text)
+    return value
+
+
+def integer(text):
+    """Any integer (a choice among integers, e.g. --verbose)."""
+    return _int(text, "an integer")
+
+
+def positive_int(text):
+    """An integer >= 1: counts of epochs, steps, images, classes shown."""
+    return _int(text, "a positive integer", low=1)
+
+
+def non_negative_int(text):
+    """An integer >= 0 (0 skips what it counts, e.g. --head-epochs 0)."""
+    return _int(text, "an integer >= 0", low=0)
+
+
+def seed(text):
+    """A random seed: an integer that keras.utils.set_random_seed takes."""
+    return _int(text, "an integer in [0, 2**32 - 1]", low=0, high=SEED_MAX)
+
+
+def finite_float(text):
+    """Any finite number."""
+    return _float(text, "a finite number", lambda v: True)
+
+
+def positive_float(text):
+    """A finite number > 0: learning rates, regularisation strengths."""
+    return _float(text, "a positive number", lambda v: v > 0)
+
+
+def non_negative_float(text):
+    """A finite number >= 0."""
+    return _float(text, "a number >= 0", lambda v: v >= 0)
+
+
+def fraction(text):
+    """A fraction in (0, 1]: crop areas and fractions (0 is nothing left)."""
+    return _float(text, "in (0, 1]", lambda v: 0 < v <= 1)
+
+
+def proper_fraction(text):
+    """A fraction in [0, 1): held-out shares (1 would leave nothing to train on)."""
+    return _float(text, "in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def add_model(parser, help_text, required=True):
@@ -57,7 +128,7 @@ def add_class_names(parser):
 
 
 def add_seed(parser, default=1):
-    parser.add_argument("--seed", type=int, default=default,
+    parser.add_argument("--seed", type=seed, default=default,
                         help=f"random seed: the same seed gives the same run; default: {default}")
 
 

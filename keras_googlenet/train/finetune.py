@@ -27,6 +27,52 @@ from keras_googlenet.train import recipe
 
 BACKBONE_OUTPUT = "pool5_7x7_s1"
 GLOBAL_CLIPNORM = 5.0
+# The flag of each phase's learning rate, named in a diverged run's error.
+PHASE_FLAGS = {"head": "--head-learning-rate", "full": "--learning-rate"}
+NOTHING_SAVED = "Nothing was saved or exported."
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops fine-tuning at the first non-finite training (or validation)
+    loss with `trainer.TrainingDiverged`, naming the phase and its learning
+    rate flag: a NaN model is never worth saving or exporting."""
+
+    def __init__(self, phase, learning_rate):
+        super().__init__()
+        self.phase, self.learning_rate = phase, learning_rate
+
+    def _check(self, logs, keys, where):
+        for key in keys:
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                from keras_googlenet.train.trainer import TrainingDiverged
+
+                raise TrainingDiverged(
+                    f"The {'validation' if key.startswith('val_') else 'training'} loss became "
+                    f"{float(value)} in the {self.phase} phase of fine-tuning {where}. Try a "
+                    f"lower {PHASE_FLAGS[self.phase]} (now {self.learning_rate}) or --precision "
+                    f"float32; check the data for corrupt labels or images. {NOTHING_SAVED}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        self._check(logs, ("loss",), f"at step {step} (batch {batch})")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, ("loss", "val_loss"), f"at the end of epoch {epoch + 1}")
+
+
+def check_finite_weights(model, phase):
+    """Raises `trainer.TrainingDiverged` if a weight of `model` is NaN or
+    infinite (the last update of a run can break it after its loss was
+    computed)."""
+    for weight in model.weights:
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
+            from keras_googlenet.train.trainer import TrainingDiverged
+
+            raise TrainingDiverged(
+                f"The weight {weight.path!r} is not finite after the {phase} phase of "
+                f"fine-tuning: try a lower --head-learning-rate or --learning-rate, or "
+                f"--precision float32. {NOTHING_SAVED}")
 
 
 def load_pretrained(path, **overrides):
@@ -95,6 +141,10 @@ def finetune(model, train_data, val_data=None, head_epochs=2, epochs=4, head_lea
         callbacks: Keras callbacks of both phases; the epochs of the second
             phase are numbered after the first's (one history.csv).
 
+    Raises:
+        trainer.TrainingDiverged: the loss (or a weight) became NaN or
+            infinite; the run stops there.
+
     Returns:
         {"head": history dict, "full": history dict}.
     """
@@ -114,7 +164,8 @@ def finetune(model, train_data, val_data=None, head_epochs=2, epochs=4, head_lea
         recipe.compile_model(model, optimizer)
         h = model.fit(train_data, validation_data=val_data, epochs=done + n, initial_epoch=done,
                       steps_per_epoch=steps_per_epoch, verbose=verbose,
-                      callbacks=list(callbacks or []))
+                      callbacks=[StopOnNonFinite(phase, lr), *(callbacks or [])])
+        check_finite_weights(model, phase)
         histories[phase] = h.history
         done += n
     return histories
@@ -137,11 +188,24 @@ def fit_linear_probe(model, features, labels, num_classes, c=1.0, seed=0):
     model computes exactly its probabilities: softmax(W x + b) with the
     standardisation folded into W and b.
 
+    Raises:
+        trainer.TrainingDiverged: the features, or the head fitted to them,
+            are not finite (a broken backbone).
+
     Returns:
         The fitted `LogisticRegression`.
     """
     from sklearn.linear_model import LogisticRegression
 
+    from keras_googlenet.train.trainer import TrainingDiverged
+
+    if not np.all(np.isfinite(features)):
+        raise TrainingDiverged(
+            f"The backbone's pooled features ({BACKBONE_OUTPUT}) of "
+            f"{int(np.sum(~np.all(np.isfinite(features), axis=1)))} of {len(features)} training "
+            "images are NaN or infinite, so the linear-probe phase has no loss to fit: the "
+            "pretrained model's weights are not finite, or its --normalization is not the one "
+            f"it was trained with. {NOTHING_SAVED}")
     mean = features.mean(axis=0)
     std = features.std(axis=0)
     # A (nearly) constant feature, e.g. a dead ReLU channel, is left out:
@@ -163,6 +227,10 @@ def fit_linear_probe(model, features, labels, num_classes, c=1.0, seed=0):
         intercept[np.setdiff1d(np.arange(num_classes), present)] = -1e4  # never seen: never predicted
     kernel = (coef / std).T
     bias = intercept - (coef / std) @ mean
+    if not (np.all(np.isfinite(kernel)) and np.all(np.isfinite(bias))):
+        raise TrainingDiverged(
+            "The linear-probe phase fitted a head that is not finite: try a lower --probe-c "
+            f"(now {c}). {NOTHING_SAVED}")
     layer = model.get_layer("classifier")
     layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     return classifier
@@ -193,6 +261,45 @@ MODES = ("linear-probe", "head", "full")
 DEFAULTS = dict(mode="full", batch_size=32, head_epochs=10, epochs=10, head_learning_rate=0.1,
                 learning_rate=0.001, min_crop_area=0.25, flip=False, holdout_fraction=0.1,
                 probe_c=1.0, seed=1, precision="auto")
+
+
+# name -> (what it must be, the test of a number), as `googlenet finetune`'s
+# flags (keras_googlenet.cli.flags) check them; None (a default) passes.
+_NUMBER_RULES = dict(
+    batch_size=("a positive integer", lambda v: _is_int(v) and v >= 1),
+    steps_per_epoch=("a positive integer", lambda v: _is_int(v) and v >= 1),
+    examples_per_class=("a positive integer", lambda v: _is_int(v) and v >= 1),
+    image_size=("a positive integer", lambda v: _is_int(v) and v >= 1),
+    head_epochs=("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    epochs=("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    full_head_epochs=("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    seed=("an integer in [0, 2**32 - 1]", lambda v: _is_int(v) and 0 <= v <= 2 ** 32 - 1),
+    head_learning_rate=("a positive number", lambda v: _is_finite(v) and v > 0),
+    learning_rate=("a positive number", lambda v: _is_finite(v) and v > 0),
+    probe_c=("a positive number", lambda v: _is_finite(v) and v > 0),
+    min_crop_area=("in (0, 1]", lambda v: _is_finite(v) and 0 < v <= 1),
+    holdout_fraction=("in [0, 1)", lambda v: _is_finite(v) and 0 <= v < 1),
+)
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_finite(value):
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool) and math.isfinite(value))
+
+
+def check_numbers(**values):
+    """Raises ValueError, worded as keras.applications words it, for the
+    first value that breaks its rule in `_NUMBER_RULES`: NaN and the
+    infinities included (inf passes `x > 0`, nan fails every comparison)."""
+    for name, value in values.items():
+        expected, accept = _NUMBER_RULES[name]
+        if value is not None and not accept(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be {expected}. "
+                             f"Received: {name}={value!r}")
 
 
 def steps_for(num_examples, batch_size):
@@ -253,16 +360,15 @@ def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, class
 
     if mode not in MODES:
         raise ValueError(f"--mode must be one of {MODES}. Received: mode={mode!r}")
-    if head_epochs < 0 or epochs < 0 or full_head_epochs < 0:
-        raise ValueError("--head-epochs and --epochs must be >= 0. Received: "
-                         f"head_epochs={head_epochs}, epochs={epochs}")
+    check_numbers(batch_size=batch_size, head_epochs=head_epochs, epochs=epochs,
+                  full_head_epochs=full_head_epochs, head_learning_rate=head_learning_rate,
+                  learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
+                  min_crop_area=min_crop_area, holdout_fraction=holdout_fraction,
+                  probe_c=probe_c, seed=seed, examples_per_class=examples_per_class,
+                  image_size=image_size)
     if (mode == "head" and head_epochs == 0) or (mode == "full" and epochs == 0):
         raise ValueError(f"--mode {mode} needs {'--head-epochs' if mode == 'head' else '--epochs'}"
                          " > 0 (--mode linear-probe trains no epochs).")
-    if not 0 < min_crop_area <= 1:
-        raise ValueError(f"--min-crop-area must be in (0, 1]. Received: {min_crop_area!r}")
-    if not probe_c > 0:
-        raise ValueError(f"--probe-c must be positive. Received: probe_c={probe_c!r}")
     started = time.time()
     keras.utils.set_random_seed(seed)
     policy = distribute.set_precision(precision)

@@ -18,7 +18,7 @@ BAD_FLAGS = {
                "invalid choice: 'bgr'"),
     "predict": (["a.jpg", "--model", "m", "--top", "-1"], "must be a positive integer"),
     "evaluate": (["--model", "m.keras", "--crops", "7"], "invalid choice: 7"),
-    "augment": (["a.jpg", "-n", "x"], "invalid positive_int value: 'x'"),
+    "augment": (["a.jpg", "-n", "x"], "argument -n: must be a positive integer. Received: 'x'"),
     "explain": (["a.jpg", "--model", "m.keras", "--top", "0"], "must be a positive integer"),
     "weights": (["convert"], "the following arguments are required: source, out"),
 }
@@ -88,6 +88,90 @@ def test_one_bad_flag_per_command(command, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and f"googlenet {command}" in err
+
+
+# What each command needs besides the flag under test, so that only that
+# flag can fail the parse.
+REQUIRED_ARGS = {
+    ("finetune",): ["--model", "m.keras"],
+    ("export",): ["--model", "m.keras", "--base-dir", "x"],
+    ("predict",): ["a.jpg", "--model", "m"],
+    ("evaluate",): ["--model", "m.keras"],
+    ("augment",): ["a.jpg"],
+    ("explain",): ["a.jpg", "--model", "m.keras"],
+    ("weights", "convert"): ["source.onnx", "out.keras"],
+}
+
+
+def _numeric_flags():
+    """(command path, action) of every flag whose type is not str, in the
+    parsers `cli.build_parser()` builds (sub-commands of sub-commands too).
+    train is left out: its flags go through TrainConfig.validate
+    (tests/train/test_config.py)."""
+    found = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, (*path, name))
+            elif action.type not in (None, str):
+                assert action.option_strings, (path, action.dest)  # no numeric positionals
+                found.append((path, action))
+
+    for name, sub in _actions(cli.build_parser()).items():
+        if name != "train":
+            walk(sub, (name,))
+    return found
+
+
+NUMERIC_FLAGS = _numeric_flags()
+
+
+def test_numeric_flags_are_found_and_each_command_has_its_required_args():
+    flags_found = {(path, action.option_strings[0]) for path, action in NUMERIC_FLAGS}
+    for case in ((("finetune",), "--head-learning-rate"), (("evaluate",), "--crop-fraction"),
+                 (("augment",), "--min-crop-area"), (("export",), "--calibration-images")):
+        assert case in flags_found
+    assert {path for path, _ in NUMERIC_FLAGS} <= set(REQUIRED_ARGS)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("path, action", NUMERIC_FLAGS,
+                         ids=[f"{' '.join(p)} {a.option_strings[0]}" for p, a in NUMERIC_FLAGS])
+def test_numeric_flags_refuse_non_finite_values(path, action, value, capsys):
+    """Every numeric flag of every command refuses NaN and infinities while
+    parsing, naming the flag: inf passes `x > 0` and nan fails every
+    comparison, so only an explicit check catches them."""
+    flag = action.option_strings[0]
+    with pytest.raises(SystemExit) as exit_info:
+        # FLAG=VALUE: argparse takes a lone "-inf" for an option.
+        cli.build_parser([path[0]]).parse_args([*path, *REQUIRED_ARGS[path], f"{flag}={value}"])
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1, errors
+    assert f"argument {'/'.join(action.option_strings)}: must be " in errors[0], errors[0]
+    assert f"Received: {value!r}" in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("function, good, bad", [
+    (flags.positive_int, {"3": 3}, ["0", "-1", "1.5", "nan", "x"]),
+    (flags.non_negative_int, {"0": 0, "2": 2}, ["-1", "inf", "x"]),
+    (flags.integer, {"-2": -2, "0": 0}, ["nan", "1.0", "x"]),
+    (flags.seed, {"0": 0, str(2 ** 32 - 1): 2 ** 32 - 1}, ["-1", str(2 ** 32), "nan"]),
+    (flags.finite_float, {"-1.5": -1.5, "0": 0.0}, ["nan", "inf", "-inf", "x"]),
+    (flags.positive_float, {"1e-3": 1e-3, "1e30": 1e30}, ["0", "-1", "nan", "inf", "1e400"]),
+    (flags.non_negative_float, {"0": 0.0, "2.5": 2.5}, ["-1e-9", "nan", "inf"]),
+    (flags.fraction, {"1": 1.0, "0.25": 0.25}, ["0", "1.01", "-1", "nan", "inf"]),
+    (flags.proper_fraction, {"0": 0.0, "0.1": 0.1}, ["1", "-0.1", "nan", "inf"]),
+])
+def test_flag_types_accept_and_refuse(function, good, bad):
+    for text, value in good.items():
+        assert function(text) == value
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError, match=r"^must be .*\. Received: "):
+            function(text)
+    assert flags.positive_float.__doc__ and "finite" in flags.positive_float.__doc__
 
 
 def test_unknown_recipe_is_one_line(capsys):

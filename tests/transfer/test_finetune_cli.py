@@ -55,10 +55,12 @@ def test_cli_defaults_are_the_library_defaults():
     (["--mode", "probe"], "invalid choice: 'probe'"),
     (["--classes", "5,x"], "--classes must be comma-separated"),
     (["--examples-per-class", "0"], "must be a positive integer"),
-    (["--head-epochs", "-1"], "must be >= 0"),
+    (["--head-epochs", "-1"], "argument --head-epochs: must be an integer >= 0"),
     (["--batch-size", "0"], "must be a positive integer"),
     (["--precision", "fp8"], "invalid choice: 'fp8'"),
-    (["--holdout-fraction", "1"], "--holdout-fraction must be in [0, 1)"),
+    (["--holdout-fraction", "1"], "argument --holdout-fraction: must be in [0, 1)"),
+    (["--head-learning-rate", "inf"],
+     "argument --head-learning-rate: must be a positive number. Received: 'inf'"),
 ])
 def test_flag_errors_are_one_line(tmp_path, capsys, args, message):
     model = tmp_path / "m.keras"
@@ -67,6 +69,64 @@ def test_flag_errors_are_one_line(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def _finetune_numeric_flags():
+    """Every finetune flag whose type is not str: a new one is covered at once."""
+    parser = cli.build_parser(["finetune"])._subparsers._group_actions[0].choices["finetune"]
+    return [a.option_strings[0] for a in parser._actions
+            if a.option_strings and a.type not in (None, str)]
+
+
+FINETUNE_NUMERIC_FLAGS = _finetune_numeric_flags()
+
+
+def test_the_numeric_flags_are_all_found():
+    assert {"--head-learning-rate", "--learning-rate", "--holdout-fraction", "--min-crop-area",
+            "--probe-c", "--batch-size", "--head-epochs", "--epochs", "--steps-per-epoch",
+            "--examples-per-class", "--image-size", "--seed", "--verbose"} <= set(
+                FINETUNE_NUMERIC_FLAGS)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1"])
+@pytest.mark.parametrize("flag", FINETUNE_NUMERIC_FLAGS)
+def test_numeric_flags_refuse_inf_nan_and_minus_one(tmp_path, capsys, flag, value):
+    """Refused while parsing, before any model is read: the model file does
+    not even exist (else the error would be "No such model file")."""
+    assert _main(["finetune", "--model", str(tmp_path / "missing.keras"), flag, value]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1, err
+    assert errors[0].startswith(f"googlenet finetune: error: argument {flag}: "), errors[0]
+    assert repr(value) in errors[0] or f"invalid choice: {value}" in errors[0], errors[0]
+    assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_diverging_finetune_stops_with_one_line_and_saves_nothing(tmp_path, capsys):
+    """A huge but finite learning rate blows the unfrozen backbone up to
+    NaN in its first steps: the run stops there with one line (exit 2), and
+    neither model.keras, results.json nor a SavedModel is written."""
+    import keras_googlenet as kg
+
+    # An untrained model is enough to diverge (no need to train one).
+    model = kg.GoogLeNet(classes=10, input_shape=(32, 32, 3), batch_norm=True)
+    path = str(tmp_path / "digits.keras")
+    model.save(path)
+    out, export = tmp_path / "ft", tmp_path / "export"
+    assert _main(["finetune", "--model", path, "--mode", "full", "--learning-rate", "1e30",
+                  "--epochs", "2", "--steps-per-epoch", "3", "--batch-size", "8",
+                  "--classes", "0,1", "--examples-per-class", "4", "--output-dir", str(out),
+                  "--export-dir", str(export), "--verbose", "0"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.strip()]
+    assert len(errors) == 1, err
+    assert errors[0].startswith("googlenet finetune: error: The training loss became "), err
+    assert "--learning-rate (now 1e+30)" in errors[0] and "full phase" in errors[0], errors[0]
+    assert "Nothing was saved or exported" in errors[0]
+    for name in ("model.keras", "results.json"):
+        assert not (out / name).exists(), name
+    assert not export.exists()
 
 
 def test_errors_found_after_loading(tmp_path, capsys):
