@@ -168,6 +168,57 @@ def png_bomb(width=23000, height=23000):
             + chunk(b"IEND", b""))
 
 
+def _lzw_zeros(count):
+    """GIF LZW data (minimum code size 2) for `count` pixels of colour 0.
+
+    Emits strings of 1, 2, 3, ... zeros, each the code the previous one just
+    defined, with a clear code before the table fills: 81 MP take ~55 KB.
+    """
+    codes = []
+    remaining = count
+    while True:
+        size, next_code, longest = 3, 6, 1
+        codes.append((4, size))  # clear
+        while remaining and next_code < 4095:
+            length = min(longest, remaining)
+            codes.append((0 if length == 1 else 4 + length, size))
+            remaining -= length
+            longest += length == longest
+            if next_code == 1 << size and size < 12:
+                size += 1
+            next_code += 1
+        if not remaining:
+            break
+    codes.append((5, size))  # end of information
+    value = bits = 0
+    out = bytearray()
+    for code, width in codes:
+        value |= code << bits
+        bits += width
+        while bits >= 8:
+            out.append(value & 0xFF)
+            value >>= 8
+            bits -= 8
+    return bytes(out + (bytes([value]) if bits else b""))
+
+
+def _sub_blocks(data):
+    return b"".join(bytes([len(data[i:i + 255])]) + data[i:i + 255]
+                    for i in range(0, len(data), 255)) + b"\x00"
+
+
+def gif_bomb(screen=(1, 1), frames=((0, 0, 9000, 9000),), before_frames=b""):
+    """A valid GIF whose logical screen is `screen` (width, height) and whose
+    frames are `frames` (left, top, width, height), all pixels colour 0;
+    `before_frames` is written between the header and the first frame."""
+    out = b"GIF89a" + struct.pack("<HHBBB", *screen, 0, 0, 0) + before_frames
+    for left, top, width, height in frames:
+        out += b"!\xf9\x04\x00\x00\x00\x00\x00"  # graphic control extension
+        out += b"," + struct.pack("<HHHHB", left, top, width, height, 0x81)  # 4-colour table
+        out += bytes(range(12)) + b"\x02" + _sub_blocks(_lzw_zeros(width * height))
+    return out + b";"
+
+
 def _mid_corrupt_jpeg():
     """A JPEG with a marker (FF 01) written into the middle of its compressed
     data, where libjpeg says "Corrupt JPEG data"."""
@@ -215,6 +266,153 @@ def test_decode_image_refuses_a_png_bomb():
     with pytest.raises(tf.errors.InvalidArgumentError, match="23000x23000 pixels"):
         preprocessing.decode_image(tf.constant(png_bomb()))
 
+
+def test_gif_frames_larger_than_their_screen_are_refused():
+    from keras_googlenet.data import image_header
+
+    # The screen says 1x1; TensorFlow decodes at the frame's 300x400.
+    tall = tf.constant(gif_bomb(screen=(1, 1), frames=((0, 0, 300, 400),)))
+    assert [int(v) for v in image_header.read_header(tall)[:2]] == [400, 300]
+    assert image_header.header_problem(tall, max_pixels=100 * 100).numpy().decode() == (
+        "is too large: 1 frame of 400x300 pixels (GIF frames), more than max_pixels=10000")
+    assert image_header.header_problem(tall, max_pixels=400 * 300).numpy() == b""
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"image is too large: 1 frame of 400x300 pixels \(GIF frames\)"):
+        image_header.checked(tall, max_pixels=100 * 100)
+    # A frame's offset widens the canvas: left 10 + width 30, top 20 + height 40.
+    offset = tf.constant(gif_bomb(screen=(1, 1), frames=((10, 20, 30, 40),)))
+    assert [int(v) for v in image_header.read_header(offset)[:2]] == [60, 40]
+    assert b"1 frame of 60x40 pixels" in image_header.header_problem(offset, 2000).numpy()
+
+
+def test_gif_bomb_behind_a_one_pixel_screen_is_refused_before_decoding():
+    import io
+    import resource
+
+    from PIL import Image
+
+    bomb = gif_bomb()
+    assert len(bomb) < 100_000
+    assert Image.open(io.BytesIO(bomb)).size == (9000, 9000)  # A real 81 MP frame.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.time()
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"image is too large: 1 frame of 9000x9000 pixels \(GIF frames\), "
+                             r"more than max_pixels=67108864"):
+        preprocessing.decode_image(tf.constant(bomb))
+    assert time.time() - started < 5
+    # Decoding would take 243 MB for the uint8 frame alone (ru_maxrss is in KiB).
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100 * 1024
+
+
+def test_animated_gif_whose_frames_together_exceed_the_limit():
+    from PIL import Image
+
+    from keras_googlenet.data import image_header
+
+    frames = [Image.new("RGB", (60, 50), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    animated = tf.constant(fx.encode(frames[0], "GIF", save_all=True, append_images=frames[1:]))
+    assert [int(v) for v in image_header.read_header(animated)[:2]] == [50, 60]
+    assert image_header.header_problem(animated, max_pixels=3 * 3000 - 1).numpy().decode() == (
+        "is too large: 3 frames of 50x60 pixels (GIF frames), more than max_pixels=8999")
+    assert image_header.header_problem(animated, max_pixels=3 * 3000).numpy() == b""
+    # Each 2000x2000 frame passes alone; 17 of them are 68 MP, over 2**26.
+    def frames_of(count):
+        return tf.constant(gif_bomb(screen=(2000, 2000), frames=[(0, 0, 2000, 2000)] * count))
+
+    assert image_header.header_problem(frames_of(16)).numpy() == b""
+    assert image_header.header_problem(frames_of(17)).numpy().decode() == (
+        "is too large: 17 frames of 2000x2000 pixels (GIF frames), more than max_pixels=67108864")
+
+
+def test_signature_refuses_a_gif_bomb_before_decoding(serving):
+    started = time.time()
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"image at batch index 1 is too large: 1 frame of 9000x9000 pixels "
+                             r"\(GIF frames\), more than max_pixels=67108864"):
+        serving.serve_bytes(tf.constant([fx.jpeg(), gif_bomb()]))
+    assert time.time() - started < 5
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_data_source_refuses_a_gif_bomb_before_decoding(tmp_path, on_error):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "a" / "bomb.gif").write_bytes(gif_bomb())
+    (tmp_path / "b" / "ok.jpg").write_bytes(fx.jpeg())
+    # The folder scan reads headers with PIL, which does not count pixels:
+    # the bomb is listed and refused by the pipeline's header check.
+    source = sources.folder_source(str(tmp_path), on_error=on_error)
+    assert source.num_examples == 2 and source.skipped == []
+    started = time.time()
+    batches = data.build_dataset(source, training=False, image_size=32, batch_size=2)
+    if on_error == "raise":
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=r"image is too large: 1 frame of 9000x9000 pixels \(GIF frames\)"):
+            for _ in batches:
+                pass
+    else:  # Dropped at run time, the JPEG kept.
+        assert [int(labels.shape[0]) for _, labels in batches] == [1]
+    assert time.time() - started < 5
+
+
+def test_normal_and_damaged_gifs_pass_the_frame_walk():
+    import numpy as np
+    from PIL import Image
+
+    from keras_googlenet.data import image_header
+
+    def problem(encoded, max_pixels=image_header.DEFAULT_MAX_PIXELS):
+        return image_header.header_problem(tf.constant(encoded), max_pixels).numpy().decode()
+
+    still = fx.encode(fx.random_array(224, 224, seed=2), "GIF")
+    frames = [Image.new("RGB", (8, 6), c) for c in ((255, 0, 0), (0, 0, 255))]
+    animated = fx.encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert problem(still) == problem(animated) == ""
+    assert preprocessing.decode_image(tf.constant(still)).shape == (224, 224, 3)
+    assert preprocessing.decode_image(tf.constant(animated)).shape == (6, 8, 3)
+    # Comment and loop extensions, several sub-blocks per frame: the walk
+    # counts the frames TensorFlow decodes.
+    rng = np.random.default_rng(0)
+    noise = [Image.fromarray(rng.integers(0, 256, (30, 40, 3), np.uint8)) for _ in range(5)]
+    noisy = fx.encode(noise[0], "GIF", save_all=True, append_images=noise[1:], loop=0,
+                      comment=b"x" * 600)
+    assert tf.io.decode_gif(noisy).shape == (5, 30, 40, 3)
+    assert problem(noisy, max_pixels=5 * 30 * 40) == ""
+    assert "is too large: 5 frames of 30x40 pixels" in problem(noisy, max_pixels=5 * 30 * 40 - 1)
+    # Truncated or damaged: the walk stops and never raises. A frame whose
+    # descriptor was read still counts (giflib allocates it before its data).
+    bomb = gif_bomb()
+    assert "9000x9000" in problem(bomb[:60])
+    assert problem(bomb[:28], max_pixels=100) == ""  # Cut inside the descriptor.
+    assert problem(b"GIF89a\x01\x00") == ""
+    small = gif_bomb(frames=((0, 0, 4, 4),))[:-1]
+    hidden = small + b"\x99" + gif_bomb()[13:]
+    assert problem(hidden) == ""
+    assert tf.io.decode_gif(hidden).shape == (1, 4, 4, 3)  # The decoder stops there too.
+    for _ in range(20):
+        damaged = bytearray(bomb[:400])
+        for where, value in zip(rng.integers(13, 400, 8), rng.integers(0, 256, 8)):
+            damaged[where] = value
+        assert isinstance(problem(bytes(damaged)), str)
+
+
+def test_gif_walk_is_bounded():
+    from keras_googlenet.data import image_header
+
+    steps = image_header._MAX_GIF_STEPS
+
+    def comment(sub_blocks):  # A comment extension of one-byte sub-blocks.
+        return b"!\xfe" + b"\x01c" * sub_blocks + b"\x00"
+
+    hidden = gif_bomb(before_frames=comment(steps - 100))
+    assert "1 frame of 9000x9000 pixels" in image_header.header_problem(hidden).numpy().decode()
+    # Past the cap the walk cannot vouch for the rest: the image is refused.
+    too_long = gif_bomb(frames=((0, 0, 4, 4),), before_frames=comment(2 * steps))
+    started = time.time()
+    assert image_header.header_problem(too_long).numpy().decode() == (
+        f"is too complex: more than {steps} GIF blocks before its end, not checked")
+    assert time.time() - started < 5
 
 def test_empty_batch_returns_empty_outputs(serving):
     outputs = serving.serve_bytes(tf.constant([], tf.string))
