@@ -165,16 +165,19 @@ def write_json(path, obj):
     publish_permissions(path)  # mkstemp made it 0600
 
 
-def _previous_export(output_dir, step):
+def _previous_export(output_dir, step, export_dir):
     """The export a finished run of this job already wrote at optimizer step
-    `step` (from its results.json), or None."""
+    `step` into `export_dir` (from its results.json), or None: a re-run
+    asked for another destination exports there."""
     try:
         with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as f:
             previous = json.load(f)
     except (OSError, ValueError):
         return None
     path = previous.get("export_path")
-    if previous.get("export_step") == step and path and os.path.isdir(path):
+    if (previous.get("export_step") == step and path and os.path.isdir(path)
+            and os.path.isdir(export_dir)
+            and os.path.samefile(os.path.dirname(os.path.abspath(path)), export_dir)):
         return path
     return None
 
@@ -371,7 +374,8 @@ def run(config):
             step = int(model.optimizer.iterations.numpy())
             # A re-run of a finished job trains nothing: it must not publish
             # the same weights again as a new version.
-            results["export_path"] = _previous_export(config.output_dir, step)
+            results["export_path"] = _previous_export(config.output_dir, step,
+                                                      config.export_dir)
             if results["export_path"]:
                 print(f"Already exported at step {step}: {results['export_path']}")
             else:

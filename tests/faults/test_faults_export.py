@@ -144,6 +144,13 @@ def test_rerun_of_a_finished_job_writes_no_new_version(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["export_path"] == str(base / "1")
     assert stat.S_IMODE(os.stat(out / "results.json").st_mode) == 0o666 & ~_current_umask()
+    # Asked for another destination, the finished job exports there, once.
+    other = tmp_path / "other"
+    argv[argv.index(str(base))] = str(other)
+    assert cli.main(argv) == 0
+    assert cli.main(argv) == 0
+    assert (os.listdir(base), os.listdir(other)) == (["1"], ["1"])
+    assert json.loads((out / "results.json").read_text())["export_path"] == str(other / "1")
 
 
 def _current_umask():
