@@ -308,15 +308,17 @@ def load_config_file(path):
     return values
 
 
-# JSON types a recipe file may give each field type: a file's "7" is no seed
-# and its true no epoch count (flags, which are text, are parsed by `coerce`).
+# JSON types a recipe file may give each field type: its true is no epoch
+# count and its 3 no path. A string is read as the flag's text would be
+# ("7", "true"), by `coerce`.
 _JSON_TYPES = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
 
 
 def _check_json_type(name, value):
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    if name not in fields or value is None or (name == "classes" and isinstance(value, list)):
-        return  # coerce names an unknown key; None is "not set"
+    if (name not in fields or value is None or isinstance(value, str)
+            or (name == "classes" and isinstance(value, list))):
+        return  # coerce names an unknown key and parses text; None is "not set"
     kind = field_type(fields[name])
     if not isinstance(value, _JSON_TYPES[kind]) or (kind is not bool and isinstance(value, bool)):
         expected = {bool: "true or false", int: "an integer", float: "a number",

@@ -122,12 +122,12 @@ def test_a_recipe_file_sets_every_field(tmp_path):
 
 @pytest.mark.parametrize("key, value, message", [
     ("sed", 7, "Unknown configuration key 'sed'"),
-    ("seed", "seven", "seed must be an integer. Received: seed='seven'"),
-    ("seed", "7", "seed must be an integer. Received: seed='7'"),
+    ("seed", "seven", "seed must be of type int. Received: seed='seven'"),
+    ("seed", 7.5, "seed must be an integer. Received: seed=7.5"),
     ("epochs", True, "epochs must be an integer. Received: epochs=True"),
-    ("momentum", "0.5", "momentum must be a number"),
-    ("aux_classifiers", "false", "aux_classifiers must be true or false"),
-    ("output_dir", 3, "output_dir must be a string"),
+    ("momentum", [0.5], r"momentum must be a number. Received: momentum=\[0.5\]"),
+    ("aux_classifiers", 1, "aux_classifiers must be true or false. Received: aux_classifiers=1"),
+    ("output_dir", 3, "output_dir must be a string. Received: output_dir=3"),
 ])
 def test_a_recipe_file_with_an_unknown_key_or_a_wrong_type_is_refused(tmp_path, key, value,
                                                                      message):
