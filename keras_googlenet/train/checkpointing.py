@@ -10,16 +10,26 @@ saves the dropout layers' random-generator states, which Keras' weights
 files leave out, so a resumed run draws the same dropout masks as an
 uninterrupted one.
 
-The last two checkpoints are kept: when the newest cannot be read, `restore`
-falls back to the older one and says so. `state.json` also records the
+The last two checkpoints are kept, each with the SHA-256 of its file: when
+the newest cannot be read, or its bytes are not those written (an HDF5 file
+with bytes overwritten in the middle often loads, as other weights),
+`restore` falls back to the older one and says so. A save first checks
+that the disk has room for the file: h5py can crash the process when a
+write fails half-way (a full disk); a save that fails anyway closes and
+removes its partial file. `state.json` also records the
 settings of the run that writes the directory (`start`), so that a resume
 with other settings can be refused.
 """
+import contextlib
+import errno
+import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 
+import h5py
 import keras
 import numpy as np
 
@@ -27,6 +37,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 _KEYS = ("epoch", "batch", "step", "weights", "seed_states")
+# Recorded since the checkpoints were hashed; older states lack it.
+_OPTIONAL_KEYS = ("sha256",)
 
 
 def atomic_write_text(path, text):
@@ -65,7 +77,13 @@ def save(model, directory, epoch, batch, step):
     current = load_state(directory) or {}
     name = f"ckpt-{step}.weights.h5"
     tmp = os.path.join(directory, f".tmp-{name}")
-    model.save_weights(tmp, overwrite=True)
+    _check_space(model, directory)
+    try:
+        model.save_weights(tmp, overwrite=True)
+    except BaseException:
+        _discard_partial_h5(tmp)
+        raise
+    digest = _sha256(tmp)
     os.replace(tmp, os.path.join(directory, name))
     previous = _checkpoint(current)
     if previous and previous["weights"] == name:
@@ -77,6 +95,7 @@ def save(model, directory, epoch, batch, step):
         "batch": int(batch),
         "step": int(step),
         "weights": name,
+        "sha256": digest,
         "seed_states": [np.asarray(v.numpy()).tolist() for v in _seed_states(model)],
         "previous": previous,
         "run": current.get("run"),
@@ -95,7 +114,42 @@ def _checkpoint(state):
     None when it names no checkpoint."""
     if not state or state.get("weights") is None:
         return None
-    return {k: state[k] for k in _KEYS}
+    return {k: state[k] for k in _KEYS + _OPTIONAL_KEYS if k in state}
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_space(model, directory):
+    """Raises OSError(ENOSPC) before writing when `directory` has no room
+    for a checkpoint of `model`: its variables (and the optimizer's) plus
+    HDF5's metadata (about 1 KB per variable, measured on GoogLeNet)."""
+    optimizer = getattr(model, "optimizer", None)
+    variables = list(model.weights) + (list(optimizer.variables) if optimizer else [])
+    needed = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    needed += 4096 * len(variables) + 2**16
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left for a checkpoint (it needs about "
+                                    f"{needed / 2**20:.1f} MB, {free / 2**20:.1f} MB are free)",
+                      directory)
+
+
+def _discard_partial_h5(path):
+    """Closes the HDF5 file Keras left open at `path` when its save failed
+    (h5py would flush it again at exit, and crash on a full disk) and
+    removes it."""
+    for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        if os.path.abspath(os.fsdecode(file_id.name)) == os.path.abspath(path):
+            with contextlib.suppress(Exception):  # its flush fails as the save did
+                h5py.File(file_id).close()
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def start(directory, run):
@@ -153,7 +207,10 @@ def _load(model, directory, checkpoint):
             f"The checkpoint in {directory} was written by a different model "
             f"({len(checkpoint['seed_states'])} random generators, this model has {len(seeds)})."
         )
-    model.load_weights(os.path.join(directory, checkpoint["weights"]))
+    path = os.path.join(directory, checkpoint["weights"])
+    if checkpoint.get("sha256") and _sha256(path) != checkpoint["sha256"]:
+        raise ValueError("its bytes differ from those written, by their SHA-256")
+    model.load_weights(path)
     for variable, value in zip(seeds, checkpoint["seed_states"]):
         variable.assign(np.asarray(value, dtype=variable.dtype))
 
@@ -181,7 +238,7 @@ def restore(model, directory):
     try:
         _load(model, directory, newest)
         return state
-    except (OSError, KeyError) as e:
+    except Exception as e:  # any failure to read it: the older one may be intact
         error = e
     older = _checkpoint(state.get("previous"))
     path = os.path.join(directory, newest["weights"])
@@ -193,7 +250,7 @@ def restore(model, directory):
                 older["epoch"] + 1, older["batch"])
     try:
         _load(model, directory, older)
-    except (OSError, KeyError) as e:
+    except Exception as e:
         raise ValueError(f"Neither checkpoint in {directory} can be read: {path}: {error}; "
                          f"{older['weights']}: {e}.") from None
     # Published, so that the next save keeps this one as the older one.

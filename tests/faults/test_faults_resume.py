@@ -7,11 +7,15 @@ would. tests/test_train.py checks the same with a real SIGKILL.
 """
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
 import shutil
 import signal
+import subprocess
+
+import h5py
 
 import keras
 import numpy as np
@@ -390,6 +394,102 @@ def test_save_keeps_two_checkpoints_and_the_first_one_has_no_fallback(tmp_path):
     state = checkpointing.load_state(tmp_path)
     assert (state["weights"], state["previous"]["weights"]) == ("ckpt-3.weights.h5",
                                                                "ckpt-2.weights.h5")
+
+
+def _overwrite_middle(path):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = b"\xab" * 64  # HDF5 has no checksum: this often loads
+    path.write_bytes(bytes(data))
+
+
+def _other_model_weights(path, state_file):
+    """A readable weights file of another model, under a state without
+    hashes (as earlier versions wrote): Keras raises ValueError loading it."""
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(7),
+                              keras.layers.Dropout(0.5)])
+    other.compile("sgd", "mse")
+    other.optimizer.build(other.trainable_variables)
+    path.unlink()
+    other.save_weights(path)
+    state = json.loads(state_file.read_text())
+    for checkpoint in (state, state["previous"]):
+        del checkpoint["sha256"]
+    state_file.write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize("damage", ["overwritten in the middle", "another model's weights"])
+def test_any_failure_to_read_the_newest_falls_back_to_the_older_one(tmp_path, damage, caplog):
+    model = _small_model()
+    model.optimizer.build(model.trainable_variables)
+    checkpointing.save(model, tmp_path, 0, 1, 1)
+    older = [w.copy() for w in model.get_weights()]
+    model.layers[0].kernel.assign(model.layers[0].kernel + 1.0)
+    checkpointing.save(model, tmp_path, 0, 2, 2)
+    newest = tmp_path / "ckpt-2.weights.h5"
+    if damage == "overwritten in the middle":
+        _overwrite_middle(newest)
+    else:
+        _other_model_weights(newest, tmp_path / "state.json")
+    restored = _small_model()
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet"):
+        state = checkpointing.restore(restored, tmp_path)
+    assert (state["weights"], state["batch"]) == ("ckpt-1.weights.h5", 1)
+    for a, b in zip(older, restored.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert f"The newest checkpoint {newest} is unreadable (" in caplog.text
+    assert "resuming from the older one, ckpt-1.weights.h5 (epoch 1, batch 1)" in caplog.text
+    if damage == "overwritten in the middle":
+        assert "its bytes differ from those written, by their SHA-256" in caplog.text
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB file system (a tmpfs; skipped where mounting is not allowed)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount
+    finally:
+        # Lazily: a file left open (the failure under test) keeps it busy.
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)
+
+
+def test_a_full_disk_is_refused_before_the_checkpoint_is_written(small_disk):
+    # h5py can crash the process when a write fails half-way: nothing may
+    # be written that does not fit.
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(100_000)])
+    model.compile("sgd", "mse")
+    with pytest.raises(OSError) as error:
+        checkpointing.save(model, small_disk, 0, 1, 1)
+    assert error.value.errno == errno.ENOSPC
+    assert str(error.value).startswith("[Errno 28] No space left for a checkpoint (it needs "
+                                       "about 1.6 MB, ")
+    assert os.listdir(small_disk) == []
+    assert len(h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE)) == 0
+    # What fits is written.
+    small = _small_model()
+    checkpointing.save(small, small_disk, 0, 1, 1)
+    assert sorted(os.listdir(small_disk)) == ["ckpt-1.weights.h5", "state.json"]
+
+
+def test_a_failed_save_closes_and_removes_its_partial_file(tmp_path, monkeypatch):
+    model = _small_model()
+    real = model.save_weights
+
+    def fail_half_way(path, overwrite=True):
+        real(path, overwrite=overwrite)
+        h5py.File(path, "a")  # left open, as Keras leaves it when a write fails
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(model, "save_weights", fail_half_way)
+    with pytest.raises(OSError, match="No space left on device"):
+        checkpointing.save(model, tmp_path, 0, 1, 1)
+    assert os.listdir(tmp_path) == []
+    assert len(h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE)) == 0
 
 
 def test_checkpoint_file_from_a_kill_during_the_first_save_is_not_a_checkpoint(tmp_path):
