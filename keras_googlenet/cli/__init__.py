@@ -36,6 +36,9 @@ COMMANDS = {
                 "Grad-CAM overlays of image files for their top-k classes"),
     "weights": ("keras_googlenet.cli.weights", "convert the published ImageNet weights to Keras"),
 }
+# What TensorFlow alone does (a SavedModel, Grad-CAM's GradientTape): under
+# another Keras backend these commands rerun themselves on TensorFlow.
+TENSORFLOW_COMMANDS = ("export", "explain")
 # Set to 1 for the traceback of an error, as `googlenet --verbose CMD`.
 VERBOSE_ENV = "KERAS_GOOGLENET_VERBOSE"
 
@@ -102,9 +105,10 @@ def _gpu_present():
 
 
 def quiet_tensorflow_start(verbose=False):
-    """Imports TensorFlow with its C++ start-up lines hidden on a machine
-    without a GPU (the oneDNN notice, "Could not find cuda drivers", the
-    cuInit error), unless `verbose` or the user set TF_CPP_MIN_LOG_LEVEL.
+    """Imports Keras, then TensorFlow (the order backends.py explains), with
+    TensorFlow's C++ start-up lines hidden on a machine without a GPU (the
+    oneDNN notice, "Could not find cuda drivers", the cuInit error), unless
+    `verbose` or the user set TF_CPP_MIN_LOG_LEVEL.
 
     Some of those lines are printed before absl's logging reads
     TF_CPP_MIN_LOG_LEVEL, so stderr itself is set aside during the import;
@@ -113,6 +117,8 @@ def quiet_tensorflow_start(verbose=False):
     if (verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ or _gpu_present()
             or importlib.util.find_spec("tensorflow") is None
             or "tensorflow" in sys.modules):
+        import keras  # noqa: F401  (before TensorFlow, without hiding anything)
+
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     sys.stderr.flush()
@@ -120,6 +126,7 @@ def quiet_tensorflow_start(verbose=False):
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
+            import keras  # noqa: F401
             import tensorflow  # noqa: F401
         except BaseException:
             os.dup2(saved, 2)
@@ -148,6 +155,11 @@ def main(argv=None, commands=None):
     chosen = [command] if command in COMMANDS else None
     args = build_parser(chosen).parse_args(argv)  # --help exits here, before TensorFlow
     verbose = _verbose_requested(args)
+    if args.command in TENSORFLOW_COMMANDS and backends.configured() != "tensorflow":
+        logging.getLogger("keras_googlenet").info(
+            "googlenet %s runs on the TensorFlow backend (Keras is configured for %s).",
+            args.command, backends.configured())
+        return backends.run_command_under_tensorflow(argv)
     try:
         # Before anything imports Keras (TensorFlow's import does): Keras
         # reads its backend once.

@@ -14,6 +14,7 @@ import dataclasses
 import os
 
 import numpy as np
+import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
 from keras_googlenet.data import preprocessing

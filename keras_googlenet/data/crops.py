@@ -45,6 +45,7 @@ option beyond the paper, which always mirrors.
 `crop_boxes` gives the same geometry as plain numbers (for documentation,
 tests and debugging).
 """
+import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
 from keras_googlenet.data import preprocessing

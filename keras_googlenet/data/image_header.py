@@ -22,6 +22,7 @@ was. The walk also checks the entropy-coded data for bytes that can only be
 corruption (a marker that may not appear there): libjpeg would print
 "Corrupt JPEG data" on stderr and decode garbage or fail with no image named.
 """
+import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
 # 2**26 pixels: an 8000x8000 photo (64 MP) passes; a decompression bomb is

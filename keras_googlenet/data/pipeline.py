@@ -7,6 +7,7 @@ Evaluation is the same without shuffle and seeds, with `eval_preprocess`.
 """
 import random
 
+import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
 from keras_googlenet.data import augment as augment_lib

@@ -22,6 +22,7 @@ import uuid
 from typing import Callable, Optional
 
 import numpy as np
+import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
 from keras_googlenet.data import preprocessing

@@ -260,6 +260,21 @@ def load_predictor(model, image_size=None, normalization=AUTO, logits=None, name
 # ---------------------------------------------------------------------------
 # Metrics.
 # ---------------------------------------------------------------------------
+def predict_dataset(model, dataset, dtype=np.float32):
+    """`(outputs, labels)` of `model` over a labelled dataset of batches, as
+    NumPy arrays: NumPy in and out, since JAX and PyTorch models take no
+    TensorFlow tensors. A dict of labels (a training dataset) gives its
+    `predictions` entry."""
+    outputs, labels = [], []
+    for images, batch_labels in dataset:
+        if isinstance(batch_labels, dict):
+            batch_labels = batch_labels["predictions"]
+        outputs.append(np.asarray(keras.ops.convert_to_numpy(
+            model.predict_on_batch(np.asarray(images))), dtype))
+        labels.append(np.asarray(batch_labels))
+    return np.concatenate(outputs), np.concatenate(labels)
+
+
 def top_k_correct(probabilities, labels, k):
     """Whether each label is among the top `k` classes: the rule of the
     training metrics (`models.metrics.top_k_hits`: ties broken by class

@@ -14,6 +14,7 @@ a SavedModel inside its `serving_default` signature, for a Keras model here.
 import os
 
 import numpy as np
+import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
 from keras_googlenet.data import preprocessing

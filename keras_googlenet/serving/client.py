@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 
 import numpy as np
+import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
 DEFAULT_SIGNATURE = "serving_default"

@@ -656,6 +656,23 @@ def export_saved_model(
     return final_dir
 
 
+def export_model_file(path, base_dir, version=None, use_ema=True):
+    """`export_saved_model` of a `.keras` file with the preprocessing contract
+    it carries (normalisation, image size, crop, class names); what a run on
+    another backend calls through `backends.call_under_tensorflow`.
+
+    Returns:
+        The path of the written version directory.
+    """
+    from keras_googlenet.inference import loader
+
+    model, model_contract = loader.load_model(path)
+    return export_saved_model(
+        model, base_dir, version=version, class_names=model_contract.class_names,
+        image_size=model_contract.image_size, normalization=model_contract.normalization,
+        crop_fraction=model_contract.crop_fraction, use_ema=use_ema)
+
+
 def read_export_info(export_dir):
     """The `assets.extra/export_info.json` of an export (image size, EMA, ...)."""
     with open(os.path.join(export_dir, EXPORT_INFO_FILE), encoding="utf-8") as f:

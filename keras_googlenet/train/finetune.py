@@ -174,12 +174,10 @@ def finetune(model, train_data, val_data=None, head_epochs=2, epochs=4, head_lea
 def backbone_features(model, dataset):
     """`(features, labels)`: the pooled backbone features (pool5, before the
     classifier) of every batch of a labelled dataset, as NumPy arrays."""
+    from keras_googlenet.inference.evaluation import predict_dataset
+
     features_model = keras.Model(model.input, model.get_layer(BACKBONE_OUTPUT).output)
-    features, labels = [], []
-    for images, batch_labels in dataset:
-        features.append(np.asarray(features_model.predict_on_batch(images), np.float64))
-        labels.append(np.asarray(batch_labels))
-    return np.concatenate(features), np.concatenate(labels)
+    return predict_dataset(features_model, dataset, np.float64)
 
 
 def fit_linear_probe(model, features, labels, num_classes, c=1.0, seed=0):
@@ -238,13 +236,9 @@ def fit_linear_probe(model, features, labels, num_classes, c=1.0, seed=0):
 
 def _history_row(model, dataset, prefix=""):
     """Loss and top-1 (top-5) of `model` over a dataset, as history.csv keys."""
-    from keras_googlenet.inference.evaluation import classification_metrics
+    from keras_googlenet.inference.evaluation import classification_metrics, predict_dataset
 
-    probabilities, labels = [], []
-    for images, batch_labels in dataset:
-        probabilities.append(np.asarray(model.predict_on_batch(images), np.float64))
-        labels.append(np.asarray(batch_labels))
-    probabilities, labels = np.concatenate(probabilities), np.concatenate(labels)
+    probabilities, labels = predict_dataset(model, dataset, np.float64)
     loss = float(np.mean(-np.log(np.clip(probabilities[np.arange(len(labels)), labels],
                                          1e-7, 1.0))))
     metrics = classification_metrics(probabilities, labels)

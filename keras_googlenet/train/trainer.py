@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_googlenet import backends
 from keras_googlenet.data import augment
 from keras_googlenet.train import checkpointing
 from keras_googlenet.train import config as config_lib
@@ -358,19 +359,7 @@ def run(config):
             results["val"], probabilities, labels = infer_metrics(infer, val_dataset())
             write_validation_pictures(config, val_source, probabilities, labels,
                                       int(model.optimizer.iterations.numpy()))
-        if config.export_dir and backend != "tensorflow":
-            # A SavedModel is a TensorFlow graph: only the TensorFlow backend
-            # writes one. model.keras exports there from any backend.
-            log.info("SavedModel export skipped: it needs the TensorFlow backend, and this "
-                     "run trained on %s. Export with: KERAS_BACKEND=tensorflow googlenet "
-                     "export --model %s --base-dir %s", backend, model_path, config.export_dir)
-            results["export_path"] = None
-            results["export_skipped"] = (
-                f"the {backend} backend writes no SavedModel; run `googlenet export --model "
-                f"{model_path} --base-dir {config.export_dir}` under the TensorFlow backend")
-        elif config.export_dir:
-            from keras_googlenet.serving.export import export_saved_model
-
+        if config.export_dir:
             step = int(model.optimizer.iterations.numpy())
             # A re-run of a finished job trains nothing: it must not publish
             # the same weights again as a new version.
@@ -378,10 +367,20 @@ def run(config):
                                                       config.export_dir)
             if results["export_path"]:
                 print(f"Already exported at step {step}: {results['export_path']}")
-            else:
+            elif backend == "tensorflow":
+                from keras_googlenet.serving.export import export_saved_model
+
                 results["export_path"] = export_saved_model(
                     infer, config.export_dir, class_names=train_source.class_names,
                     image_size=config.image_size, normalization=config.normalization)
+            else:
+                # A SavedModel is a TensorFlow graph: model.keras, with its
+                # contract, is exported by a child process on TensorFlow.
+                log.info("Exporting %s from a process on the TensorFlow backend (this run "
+                         "trained on %s).", model_path, backend)
+                results["export_path"] = backends.call_under_tensorflow(
+                    "keras_googlenet.serving.export", "export_model_file", model_path,
+                    config.export_dir)
             results["export_step"] = step
         write_json(os.path.join(config.output_dir, "results.json"),
                     {k: v for k, v in results.items() if k != "history"})
@@ -399,16 +398,9 @@ def model_contract(config, train_source):
 def infer_metrics(model, dataset):
     """Top-1 and top-5 accuracy of a single-output model over a labelled
     dataset (the evaluation module's metrics, on the 1-crop pipeline)."""
-    from keras_googlenet.inference.evaluation import classification_metrics
+    from keras_googlenet.inference.evaluation import classification_metrics, predict_dataset
 
-    probabilities, labels = [], []
-    for images, batch_labels in dataset:
-        if isinstance(batch_labels, dict):
-            batch_labels = batch_labels["predictions"]
-        # numpy: JAX and PyTorch models take no TensorFlow tensors.
-        probabilities.append(np.asarray(model.predict_on_batch(np.asarray(images))))
-        labels.append(batch_labels.numpy())
-    probabilities, labels = np.concatenate(probabilities), np.concatenate(labels)
+    probabilities, labels = predict_dataset(model, dataset)
     metrics = classification_metrics(probabilities, labels)
     return ({"top1": metrics["top1_accuracy"], "top5": metrics["top5_accuracy"],
              "examples": metrics["num_examples"]}, probabilities, labels)
