@@ -85,6 +85,7 @@ def run(args):
         print(f"  {name:<20} {'-' if accuracy is None else f'{100 * accuracy:.2f}%'}")
     print(json.dumps(final, indent=2))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+        from keras_googlenet import files
+
+        files.atomic_write(args.json, json.dumps(results, indent=2) + "\n")
     return 0

@@ -2,8 +2,8 @@
 the same thing everywhere. Nothing here imports TensorFlow: `--help` must
 answer at once."""
 import argparse
-import math
 
+from keras_googlenet import checks
 from keras_googlenet.models.contract import NORMALIZATIONS
 
 NORMALIZATION_CHOICES = ("auto", *NORMALIZATIONS, "none")
@@ -22,81 +22,31 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-# argparse `type=` functions of the numeric flags. Each refuses what its
-# flag cannot mean with "must be ... Received: 'TEXT'", which argparse
-# prints as "argument --flag: must be ...". The floats refuse NaN and the
-# infinities: inf passes `x > 0`, nan fails every comparison, and either
-# only shows up later as a diverged run or a NaN model.
-SEED_MAX = 2 ** 32 - 1  # keras.utils.set_random_seed's range
+def flag_type(rule):
+    """The argparse `type=` of a `checks` rule: argparse prints its error as
+    "argument --flag: must be a positive integer. Received: 'inf'"."""
+    def parse(text):
+        try:
+            return checks.parse(rule, text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = rule.expected  # argparse names a type in some messages
+    parse.__doc__ = f"A flag's text as {rule.kind.__name__}, {rule.expected}" + (
+        " (and finite)" if rule.kind is float else "") + "."
+    return parse
 
 
-def _refuse(expected, text):
-    raise argparse.ArgumentTypeError(f"must be {expected}. Received: {text!r}")
-
-
-def _int(text, expected, low=None, high=None):
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        _refuse(expected, text)
-    if (low is not None and value < low) or (high is not None and value > high):
-        _refuse(expected, text)
-    return value
-
-
-def _float(text, expected, accept):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        _refuse(expected, text)
-    if not (math.isfinite(value) and accept(value)):
-        _refuse(expected, text)
-    return value
-
-
-def integer(text):
-    """Any integer (a choice among integers, e.g. --verbose)."""
-    return _int(text, "an integer")
-
-
-def positive_int(text):
-    """An integer >= 1: counts of epochs, steps, images, classes shown."""
-    return _int(text, "a positive integer", low=1)
-
-
-def non_negative_int(text):
-    """An integer >= 0 (0 skips what it counts, e.g. --head-epochs 0)."""
-    return _int(text, "an integer >= 0", low=0)
-
-
-def seed(text):
-    """A random seed: an integer that keras.utils.set_random_seed takes."""
-    return _int(text, "an integer in [0, 2**32 - 1]", low=0, high=SEED_MAX)
-
-
-def finite_float(text):
-    """Any finite number."""
-    return _float(text, "a finite number", lambda v: True)
-
-
-def positive_float(text):
-    """A finite number > 0: learning rates, regularisation strengths."""
-    return _float(text, "a positive number", lambda v: v > 0)
-
-
-def non_negative_float(text):
-    """A finite number >= 0."""
-    return _float(text, "a number >= 0", lambda v: v >= 0)
-
-
-def fraction(text):
-    """A fraction in (0, 1]: crop areas and fractions (0 is nothing left)."""
-    return _float(text, "in (0, 1]", lambda v: 0 < v <= 1)
-
-
-def proper_fraction(text):
-    """A fraction in [0, 1): held-out shares (1 would leave nothing to train on)."""
-    return _float(text, "in [0, 1)", lambda v: 0 <= v < 1)
+# The numeric flags' types, one per rule of keras_googlenet.checks.
+integer = flag_type(checks.INTEGER)
+positive_int = flag_type(checks.POSITIVE_INT)
+non_negative_int = flag_type(checks.NON_NEGATIVE_INT)
+seed = flag_type(checks.SEED)
+finite_float = flag_type(checks.FINITE)
+positive_float = flag_type(checks.POSITIVE)
+non_negative_float = flag_type(checks.NON_NEGATIVE)
+fraction = flag_type(checks.FRACTION)
+proper_fraction = flag_type(checks.PROPER_FRACTION)
 
 
 def add_model(parser, help_text, required=True):

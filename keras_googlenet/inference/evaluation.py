@@ -29,6 +29,7 @@ the measured passes of its models (what running that ensemble costs).
 """
 import csv as csv_lib
 import dataclasses
+import io
 import os
 import time
 from typing import Callable, Optional
@@ -37,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_googlenet import files
 from keras_googlenet.data import crops as crops_lib
 from keras_googlenet.data import preprocessing
 from keras_googlenet.inference import loader
@@ -641,10 +643,7 @@ def centre_crop_images(dataset, image_size, crop_fraction):
 
 
 def _write_text(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    files.atomic_write(path, text)
 
 
 def _table_columns(top_k):
@@ -697,16 +696,15 @@ def format_per_model_markdown(per_model, top_k=DEFAULT_TOP_K):
 def write_csv(path, results, top_k=DEFAULT_TOP_K):
     """The table as CSV: raw fractions and seconds, plus the model names."""
     keys = [key for _, key in _table_columns(top_k)] + ["mirror", "num_examples", "model_names"]
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv_lib.writer(f)
-        writer.writerow(keys)
-        for row in results:
-            values = []
-            for key in keys:
-                value = row.get(key)
-                if key == "model_names":
-                    value = ";".join(value)
-                values.append("" if value is None else value)
-            writer.writerow(values)
+    text = io.StringIO(newline="")
+    writer = csv_lib.writer(text)
+    writer.writerow(keys)
+    for row in results:
+        values = []
+        for key in keys:
+            value = row.get(key)
+            if key == "model_names":
+                value = ";".join(value)
+            values.append("" if value is None else value)
+        writer.writerow(values)
+    files.atomic_write(path, text.getvalue())

@@ -12,9 +12,9 @@ field: nothing read from the file runs code.
 import dataclasses
 import json
 import os
-import tempfile
 import zipfile
 
+from keras_googlenet import files
 from keras_googlenet.data import imagenet
 
 MEMBER = "keras_googlenet.json"
@@ -157,27 +157,11 @@ def save_model(model, path, contract):
     path = os.fspath(path)
     if not path.endswith(".keras"):
         raise ValueError(f"The model file must end with '.keras'. Received: {path!r}")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
+    with files.atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(MEMBER, json.dumps(contract.to_json(), indent=2))
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_contract(path):

@@ -33,6 +33,7 @@ import numpy as np
 import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
+from keras_googlenet import files
 from keras_googlenet.serving import export
 from keras_googlenet.data import preprocessing
 
@@ -145,8 +146,7 @@ def to_tflite(model, path, image_size=None, quantize=None, use_ema=True, optimiz
                 stacklevel=2,
             )
             data = _tflite_converter(saved_model_dir, quantize, True).convert()
-    with open(path, "wb") as f:
-        f.write(data)
+    files.atomic_write(path, data)
     return path
 
 

@@ -54,6 +54,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from keras_googlenet import files
 from keras_googlenet.data import image_header, preprocessing
 from keras_googlenet.models import contract
 from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
@@ -110,37 +111,6 @@ def latest_version_dir(base_dir):
     """The path of the highest version in `base_dir`, or None if there is none."""
     versions = existing_versions(base_dir)
     return os.path.join(base_dir, str(versions[-1])) if versions else None
-
-
-def _process_umask():
-    """The umask, read without changing it (os.umask would, for every thread)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def publish_permissions(path):
-    """Gives `path` (a file, or a tree) the modes of freshly created files.
-
-    mkdtemp and mkstemp create 0700 directories and 0600 files, which a TF
-    Serving process running as another user cannot read. Directories get
-    0777 and files 0666, minus the process umask (0755/0644 under 022).
-    """
-    mask = _process_umask()
-    if not os.path.isdir(path):
-        os.chmod(path, 0o666 & ~mask)
-        return
-    for root, _, files in os.walk(path):
-        os.chmod(root, 0o777 & ~mask)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o666 & ~mask)
 
 
 def _temp_owner_alive(name):
@@ -648,7 +618,7 @@ def export_saved_model(
         os.makedirs(os.path.dirname(info_path), exist_ok=True)
         with open(info_path, "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
-        publish_permissions(temp_dir)
+        files.publish_permissions(temp_dir)
         final_dir = _publish_version(temp_dir, base_dir, version)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)

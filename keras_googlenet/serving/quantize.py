@@ -43,6 +43,7 @@ import numpy as np
 import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
+from keras_googlenet import files
 from keras_googlenet.data import preprocessing
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.serving import convert, export
@@ -168,8 +169,7 @@ def to_tflite_int8(model, path, calibration, image_size=None, use_ema=True, opti
             data = _int8_converter(saved_model_dir, calibration, False).convert()
         except Exception:  # an op without an int8 kernel (the LRN): keep it float
             data = _int8_converter(saved_model_dir, calibration, True).convert()
-    with open(path, "wb") as f:
-        f.write(data)
+    files.atomic_write(path, data)
     return path, tflite_float_ops(path)
 
 
@@ -377,9 +377,7 @@ def write_sidecar(path, contract, runtime, precision, classes, output="probabili
     }
     _validate(data, sidecar_path(path))
     target = sidecar_path(path)
-    with open(target, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
+    files.atomic_write(target, json.dumps(data, indent=2) + "\n")
     return target
 
 

@@ -27,11 +27,12 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 
 import h5py
 import keras
 import numpy as np
+
+from keras_googlenet import files
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +40,6 @@ STATE_FILE = "state.json"
 _KEYS = ("epoch", "batch", "step", "weights", "seed_states")
 # Recorded since the checkpoints were hashed; older states lack it.
 _OPTIONAL_KEYS = ("sha256",)
-
-
-def atomic_write_text(path, text):
-    """Writes `text` to `path` via a temporary file and `os.replace`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _seed_states(model):
@@ -100,7 +85,7 @@ def save(model, directory, epoch, batch, step):
         "previous": previous,
         "run": current.get("run"),
     }
-    atomic_write_text(os.path.join(directory, STATE_FILE), json.dumps(state))
+    files.atomic_write(os.path.join(directory, STATE_FILE), json.dumps(state))
     # Only now are the checkpoints before `previous` unreferenced.
     keep = {name, previous["weights"] if previous else None}
     for entry in os.listdir(directory):
@@ -160,7 +145,7 @@ def start(directory, run):
     os.makedirs(directory, exist_ok=True)
     state = {"epoch": 0, "batch": 0, "step": 0, "weights": None, "seed_states": [],
              "previous": None, "run": run}
-    atomic_write_text(os.path.join(directory, STATE_FILE), json.dumps(state))
+    files.atomic_write(os.path.join(directory, STATE_FILE), json.dumps(state))
 
 
 def _checkpoint_files(directory):
@@ -255,7 +240,7 @@ def restore(model, directory):
                          f"{older['weights']}: {e}.") from None
     # Published, so that the next save keeps this one as the older one.
     state = dict(older, previous=None, run=state.get("run"))
-    atomic_write_text(os.path.join(directory, STATE_FILE), json.dumps(state))
+    files.atomic_write(os.path.join(directory, STATE_FILE), json.dumps(state))
     return state
 
 

@@ -10,11 +10,11 @@ here imports TensorFlow: `googlenet train --help` reads this module.
 import dataclasses
 import importlib.resources
 import json
-import math
 import os
 import typing
 from typing import Optional
 
+from keras_googlenet import checks
 from keras_googlenet.backends import BACKENDS
 from keras_googlenet.data.subsets import parse_classes
 from keras_googlenet.models import contract
@@ -42,12 +42,21 @@ SAME_ON_RESUME = ("data", "train_split", "classes", "examples_per_class", "holdo
                   "ema_momentum", "seed")
 
 
-def _field(default, help_text, choices=None):
+# Rules of the fields that are neither a plain count nor a fraction.
+_AT_LEAST_TWO = checks.Rule("at least 2 (a classifier needs two classes)", int,
+                            lambda v: v >= 2)
+_DISABLED_AT_0 = checks.Rule("in [0, 1) (0 disables averaging)", float, lambda v: 0 <= v < 1)
+_HOLDOUT = checks.Rule("in [0, 1) (0 validates on the training images)", float,
+                       lambda v: 0 <= v < 1)
+
+
+def _field(default, help_text, choices=None, rule=None):
     # Every field is None until resolved: None means "not given", so that a
     # recipe file can set any field and an explicit value (a flag, a keyword)
     # still wins over it. The default is applied under both, by `resolved`.
+    # `choices` and `rule` (keras_googlenet.checks) are what `validate` checks.
     return dataclasses.field(default=None, metadata={"help": help_text, "choices": choices,
-                                                     "default": default})
+                                                     "default": default, "rule": rule})
 
 
 @dataclasses.dataclass
@@ -67,51 +76,72 @@ class TrainConfig:
     num_classes: Optional[int] = _field(None, (
         "TFRecord data only: the number of classes; every label is read before training "
         "and one outside [0, N) after --label-offset is refused, naming its file. "
-        "Default: inferred from the largest label, with the count per label logged"))
+        "Default: inferred from the largest label, with the count per label logged"),
+        rule=_AT_LEAST_TWO)
     label_offset: Optional[int] = _field(0, (
         "TFRecord data only: added to each stored label, e.g. -1 for TF-slim's 1-based "
-        "labels"))
+        "labels"),
+        rule=checks.INTEGER)
     classes: Optional[str] = _field(None, (
         "train on these classes only, e.g. 5,6,7,8,9: relabelled 0..N-1 in this order, "
         "their names kept; validation keeps the same classes; default: every class"))
     examples_per_class: Optional[int] = _field(None, (
         "few-shot training: K training images of each class, drawn with --seed (the same "
-        "seed, the same images); validation keeps all its images; default: all"))
+        "seed, the same images); validation keeps all its images; default: all"),
+        rule=checks.POSITIVE_INT)
     holdout_fraction: Optional[float] = _field(0.1, (
         "folder data without a <val-split> sub-folder: fraction of each class held out "
-        "for validation (at least one image per class); 0 validates on the training images"))
+        "for validation (at least one image per class); 0 validates on the training images"),
+        rule=_HOLDOUT)
     holdout_seed: Optional[int] = _field(0, (
         "seed of the hold-out draw (apart from --seed, so that runs with different seeds "
-        "validate on the same images)"))
-    image_size: Optional[int] = _field(None, "input side in pixels (square crops)")
-    batch_size: Optional[int] = _field(None, "images per step and replica")
-    epochs: Optional[int] = _field(None, "epochs to train")
+        "validate on the same images)"),
+        rule=checks.SEED)
+    image_size: Optional[int] = _field(None, "input side in pixels (square crops)",
+        rule=checks.POSITIVE_INT)
+    batch_size: Optional[int] = _field(None, "images per step and replica",
+        rule=checks.POSITIVE_INT)
+    epochs: Optional[int] = _field(None, "epochs to train",
+        rule=checks.POSITIVE_INT)
     steps_per_epoch: Optional[int] = _field(None, "steps per epoch; default: one pass over "
-                                                  "the training data")
-    learning_rate: Optional[float] = _field(None, "peak learning rate for the global batch")
+                                                  "the training data",
+        rule=checks.POSITIVE_INT)
+    learning_rate: Optional[float] = _field(None, "peak learning rate for the global batch",
+        rule=checks.POSITIVE)
     schedule: Optional[str] = _field(None, (
         "learning-rate schedule: paper (x0.96 every --decay-epochs), cosine, constant"),
         SCHEDULES)
-    warmup_epochs: Optional[float] = _field(None, "linear warm-up from 0, in epochs")
-    decay_rate: Optional[float] = _field(0.96, "paper schedule: factor per --decay-epochs")
-    decay_epochs: Optional[float] = _field(8.0, "paper schedule: epochs between decays")
-    momentum: Optional[float] = _field(0.9, "SGD momentum")
+    warmup_epochs: Optional[float] = _field(None, "linear warm-up from 0, in epochs",
+        rule=checks.NON_NEGATIVE)
+    decay_rate: Optional[float] = _field(0.96, "paper schedule: factor per --decay-epochs",
+        rule=checks.FRACTION)
+    decay_epochs: Optional[float] = _field(8.0, "paper schedule: epochs between decays",
+        rule=checks.POSITIVE)
+    momentum: Optional[float] = _field(0.9, "SGD momentum",
+        rule=checks.PROPER_FRACTION)
     weight_decay: Optional[float] = _field(None, "L2 weight decay of the convolution and "
-                                                 "dense kernels")
+                                                 "dense kernels",
+        rule=checks.NON_NEGATIVE)
     ema_momentum: Optional[float] = _field(None, (
         "Polyak averaging of the weights (the paper's), used for validation and export; "
-        "0 turns it off"))
-    label_smoothing: Optional[float] = _field(0.0, "label smoothing of the loss")
+        "0 turns it off"),
+        rule=_DISABLED_AT_0)
+    label_smoothing: Optional[float] = _field(0.0, "label smoothing of the loss",
+        rule=checks.PROPER_FRACTION)
     aux_classifiers: Optional[bool] = _field(True, "train with the two auxiliary heads (the paper's)")
-    aux_weight: Optional[float] = _field(0.3, "loss weight of each auxiliary head (the paper: 0.3)")
+    aux_weight: Optional[float] = _field(0.3, "loss weight of each auxiliary head (the paper: 0.3)",
+        rule=checks.NON_NEGATIVE)
     batch_norm: Optional[bool] = _field(None, "batch norm after every convolution instead "
                                               "of LRN (the TF-slim / torchvision variant)")
-    dropout_rate: Optional[float] = _field(0.4, "dropout before the classifier (the paper: 0.4)")
-    aux_dropout_rate: Optional[float] = _field(0.7, "dropout in the auxiliary heads (the paper: 0.7)")
+    dropout_rate: Optional[float] = _field(0.4, "dropout before the classifier (the paper: 0.4)",
+        rule=checks.PROPER_FRACTION)
+    aux_dropout_rate: Optional[float] = _field(0.7, "dropout in the auxiliary heads (the paper: 0.7)",
+        rule=checks.PROPER_FRACTION)
     kernel_5x5: Optional[int] = _field(5, "kernel of the \"5x5\" branch: 5 (the paper) or 3 "
                                 "(torchvision)", (3, 5))
     min_crop_area: Optional[float] = _field(None, "smallest random crop, as a fraction of "
-                                                  "the image area (the paper: 0.08)")
+                                                  "the image area (the paper: 0.08)",
+        rule=checks.FRACTION)
     flip: Optional[bool] = _field(None, "random horizontal flips")
     photometric: Optional[bool] = _field(True, "the paper's photometric distortions")
     normalization: Optional[str] = _field(contract.DEFAULT_NORMALIZATION, (
@@ -133,14 +163,16 @@ class TrainConfig:
         "one_device, mirrored, multi_worker (TF_CONFIG) and tpu are tf.distribute "
         "strategies (TensorFlow backend); data_parallel = keras.distribution.DataParallel "
         "over all local devices (JAX backend)"), STRATEGIES)
-    seed: Optional[int] = _field(1, "random seed: the same seed gives the same run")
+    seed: Optional[int] = _field(1, "random seed: the same seed gives the same run",
+        rule=checks.SEED)
     deterministic: Optional[bool] = _field(False, "deterministic ops (slower; exact reruns)")
     init_weights: Optional[str] = _field(None, "weights to start from: a .weights.h5, "
                                                ".onnx, .pth or \"imagenet\"; default: random "
                                                "initialisation")
     output_dir: Optional[str] = _field("runs/googlenet", "directory for checkpoints, logs, curves, "
                                                "config.json, results.json and model.keras")
-    save_freq: Optional[int] = _field(100, "steps between checkpoints")
+    save_freq: Optional[int] = _field(100, "steps between checkpoints",
+        rule=checks.POSITIVE_INT)
     export_dir: Optional[str] = _field("saved_models/googlenet", (
         "TF Serving base directory to export to at the end; an empty string skips export"))
     verbose: Optional[int] = _field(1, "Keras progress output: 0 silent, 1 bar, 2 a line per epoch",
@@ -159,76 +191,30 @@ class TrainConfig:
         return config
 
     def validate(self):
-        """Raises ValueError naming the first invalid value."""
-        def bad(name, expected):
-            raise ValueError(f"--{name.replace('_', '-')} must be {expected}. "
-                             f"Received: {name}={getattr(self, name)!r}")
-
-        # inf and nan pass every comparison below (inf > 0, nan < 0 is
-        # false) and only show up as a diverged run.
+        """Raises ValueError naming the first invalid value: each field's
+        rule and choices (its metadata), then the rules between fields."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field_type(field) is float and value is not None and not math.isfinite(value):
-                bad(field.name, "a finite number")
-        for name in ("image_size", "batch_size", "epochs", "save_freq"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                bad(name, "a positive integer")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            bad("steps_per_epoch", "a positive integer")
-        if self.examples_per_class is not None and self.examples_per_class < 1:
-            bad("examples_per_class", "a positive integer")
+            if value is None:
+                continue
+            if field.metadata["rule"] is not None:
+                checks.check(field.name, value, field.metadata["rule"], flag=True)
+            if field.metadata["choices"] is not None:
+                checks.choice(field.name, value, field.metadata["choices"], flag=True)
         if self.classes is not None:
             parse_classes(self.classes)
         if self.image_size is not None and self.image_size < 65 and self.aux_classifiers:
-            bad("image_size", "at least 65 with the auxiliary classifiers (--no-aux-classifiers allows 32)")
+            raise ValueError("--image-size must be at least 65 with the auxiliary classifiers "
+                             "(--no-aux-classifiers allows 32). "
+                             f"Received: image_size={self.image_size!r}")
         if self.image_size is not None and self.image_size < 32:
-            bad("image_size", "at least 32")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            bad("learning_rate", "positive")
-        if self.schedule is not None and self.schedule not in SCHEDULES:
-            bad("schedule", f"one of {SCHEDULES}")
-        if self.warmup_epochs is not None and self.warmup_epochs < 0:
-            bad("warmup_epochs", ">= 0")
-        if not 0 < self.decay_rate <= 1:
-            bad("decay_rate", "in (0, 1]")
-        if not self.decay_epochs > 0:
-            bad("decay_epochs", "positive")
-        if not 0 <= self.momentum < 1:
-            bad("momentum", "in [0, 1)")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            bad("weight_decay", ">= 0")
-        if self.ema_momentum is not None and not 0 <= self.ema_momentum < 1:
-            bad("ema_momentum", "in [0, 1) (0 disables averaging)")
-        if not 0 <= self.label_smoothing < 1:
-            bad("label_smoothing", "in [0, 1)")
-        if self.aux_weight < 0:
-            bad("aux_weight", ">= 0")
-        for name in ("dropout_rate", "aux_dropout_rate"):
-            if not 0 <= getattr(self, name) < 1:
-                bad(name, "in [0, 1)")
-        if self.kernel_5x5 not in (3, 5):
-            bad("kernel_5x5", "5 (the paper) or 3 (torchvision)")
-        if self.min_crop_area is not None and not 0 < self.min_crop_area <= 1:
-            bad("min_crop_area", "in (0, 1]")
-        if self.normalization not in contract.NORMALIZATIONS:
-            bad("normalization", f"one of {contract.NORMALIZATIONS}")
-        if self.precision not in PRECISIONS:
-            bad("precision", f"one of {PRECISIONS}")
-        if self.strategy not in STRATEGIES:
-            bad("strategy", f"one of {STRATEGIES}")
-        if self.backend is not None and self.backend not in BACKENDS:
-            bad("backend", f"one of {BACKENDS}")
-        if self.verbose not in (0, 1, 2):
-            bad("verbose", "0, 1 or 2")
-        if self.num_classes is not None and self.num_classes < 2:
-            bad("num_classes", "at least 2 (a classifier needs two classes)")
+            raise ValueError(f"--image-size must be at least 32. "
+                             f"Received: image_size={self.image_size!r}")
         if ((self.num_classes is not None or self.label_offset)
                 and not (self.data or "").startswith("tfrecord:")):
             raise ValueError("--num-classes and --label-offset apply to TFRecord data "
                              "(--data tfrecord:GLOB); the other kinds know their classes. "
                              f"Received: data={self.data!r}")
-        if not 0 <= self.holdout_fraction < 1:
-            bad("holdout_fraction", "in [0, 1) (0 validates on the training images)")
 
 
 def field_type(field):

@@ -21,6 +21,7 @@ import time
 import keras
 import numpy as np
 
+from keras_googlenet import checks, files
 from keras_googlenet.inference import loader
 from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
 from keras_googlenet.train import recipe
@@ -257,43 +258,24 @@ DEFAULTS = dict(mode="full", batch_size=32, head_epochs=10, epochs=10, head_lear
                 probe_c=1.0, seed=1, precision="auto")
 
 
-# name -> (what it must be, the test of a number), as `googlenet finetune`'s
-# flags (keras_googlenet.cli.flags) check them; None (a default) passes.
+# The rule of each number, as `googlenet finetune`'s flags check them.
 _NUMBER_RULES = dict(
-    batch_size=("a positive integer", lambda v: _is_int(v) and v >= 1),
-    steps_per_epoch=("a positive integer", lambda v: _is_int(v) and v >= 1),
-    examples_per_class=("a positive integer", lambda v: _is_int(v) and v >= 1),
-    image_size=("a positive integer", lambda v: _is_int(v) and v >= 1),
-    head_epochs=("an integer >= 0", lambda v: _is_int(v) and v >= 0),
-    epochs=("an integer >= 0", lambda v: _is_int(v) and v >= 0),
-    full_head_epochs=("an integer >= 0", lambda v: _is_int(v) and v >= 0),
-    seed=("an integer in [0, 2**32 - 1]", lambda v: _is_int(v) and 0 <= v <= 2 ** 32 - 1),
-    head_learning_rate=("a positive number", lambda v: _is_finite(v) and v > 0),
-    learning_rate=("a positive number", lambda v: _is_finite(v) and v > 0),
-    probe_c=("a positive number", lambda v: _is_finite(v) and v > 0),
-    min_crop_area=("in (0, 1]", lambda v: _is_finite(v) and 0 < v <= 1),
-    holdout_fraction=("in [0, 1)", lambda v: _is_finite(v) and 0 <= v < 1),
+    batch_size=checks.POSITIVE_INT, steps_per_epoch=checks.POSITIVE_INT,
+    examples_per_class=checks.POSITIVE_INT, image_size=checks.POSITIVE_INT,
+    head_epochs=checks.NON_NEGATIVE_INT, epochs=checks.NON_NEGATIVE_INT,
+    full_head_epochs=checks.NON_NEGATIVE_INT, seed=checks.SEED,
+    head_learning_rate=checks.POSITIVE, learning_rate=checks.POSITIVE,
+    probe_c=checks.POSITIVE, min_crop_area=checks.FRACTION,
+    holdout_fraction=checks.PROPER_FRACTION,
 )
 
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_finite(value):
-    return (isinstance(value, (int, float, np.integer, np.floating))
-            and not isinstance(value, bool) and math.isfinite(value))
-
-
 def check_numbers(**values):
-    """Raises ValueError, worded as keras.applications words it, for the
-    first value that breaks its rule in `_NUMBER_RULES`: NaN and the
-    infinities included (inf passes `x > 0`, nan fails every comparison)."""
+    """Raises ValueError naming the first value that breaks its rule
+    (`_NUMBER_RULES`); None (a default) passes."""
     for name, value in values.items():
-        expected, accept = _NUMBER_RULES[name]
-        if value is not None and not accept(value):
-            raise ValueError(f"--{name.replace('_', '-')} must be {expected}. "
-                             f"Received: {name}={value!r}")
+        if value is not None:
+            checks.check(name, value, _NUMBER_RULES[name], flag=True)
 
 
 def steps_for(num_examples, batch_size):
@@ -387,7 +369,7 @@ def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, class
     csv_path = os.path.join(output_dir, "history.csv")
     if os.path.exists(csv_path):
         os.remove(csv_path)  # a new run, not a resumed one
-    trainer.write_json(os.path.join(output_dir, "config.json"), dict(
+    files.write_json(os.path.join(output_dir, "config.json"), dict(
         model=os.fspath(model), data=data, data_dir=data_dir, classes=classes,
         examples_per_class=examples_per_class, mode=mode, image_size=image_size,
         normalization=contract.normalization, crop_fraction=contract.crop_fraction,
@@ -410,8 +392,8 @@ def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, class
         row = {"epoch": 0, **_history_row(net, eval_data(train_source))}
         if val_data is not None:
             row.update(_history_row(net, val_data, "val_"))
-        with open(csv_path, "w", encoding="utf-8") as f:
-            f.write(",".join(row) + "\n" + ",".join(str(v) for v in row.values()) + "\n")
+        files.atomic_write(csv_path, ",".join(row) + "\n"
+                           + ",".join(str(v) for v in row.values()) + "\n")
         history = {k: [v] for k, v in row.items() if k != "epoch"}
     else:
         train_data = pipeline.training_stream(
@@ -448,5 +430,5 @@ def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, class
             net, export_dir, class_names=names, image_size=image_size,
             normalization=contract.normalization, crop_fraction=contract.crop_fraction)
     results["train_seconds"] = time.time() - started
-    trainer.write_json(os.path.join(output_dir, "results.json"), results)
+    files.write_json(os.path.join(output_dir, "results.json"), results)
     return results

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_googlenet import backends
+from keras_googlenet import backends, files
 from keras_googlenet.data import augment
 from keras_googlenet.train import checkpointing
 from keras_googlenet.train import config as config_lib
@@ -26,7 +26,6 @@ from keras_googlenet.train import recipe
 from keras_googlenet.data import sources
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.models.googlenet import GoogLeNet, inference_model
-from keras_googlenet.serving.export import publish_permissions
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +157,6 @@ def compile_for(model, config, steps_per_epoch):
     )
     return recipe.compile_model(model, optimizer, label_smoothing=config.label_smoothing,
                                 aux_weight=config.aux_weight, jit_compile=config.jit_compile)
-
-
-def write_json(path, obj):
-    """Writes a JSON log atomically, readable by other users."""
-    checkpointing.atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
-    publish_permissions(path)  # mkstemp made it 0600
 
 
 def _previous_export(output_dir, step, export_dir):
@@ -298,7 +291,7 @@ def run(config):
     if chief and not resuming:
         checkpointing.start(backup_dir, settings)
     if chief:
-        write_json(os.path.join(config.output_dir, "config.json"),
+        files.write_json(os.path.join(config.output_dir, "config.json"),
                     dict(dataclasses.asdict(config), policy=policy, replicas=replicas,
                          global_batch=global_batch, steps_per_epoch=steps_per_epoch,
                          num_classes=train_source.num_classes,
@@ -382,7 +375,7 @@ def run(config):
                     "keras_googlenet.serving.export", "export_model_file", model_path,
                     config.export_dir)
             results["export_step"] = step
-        write_json(os.path.join(config.output_dir, "results.json"),
+        files.write_json(os.path.join(config.output_dir, "results.json"),
                     {k: v for k, v in results.items() if k != "history"})
     return results
 

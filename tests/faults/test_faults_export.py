@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import conftest as fx
-from keras_googlenet import cli
+from keras_googlenet import cli, files
 from keras_googlenet.data import pipeline as data
 from keras_googlenet.serving import export
 from keras_googlenet.data import preprocessing
@@ -66,7 +66,7 @@ def test_publish_permissions_respects_another_umask(tmp_path):
     os.chmod(tree / "sub", 0o700)
     old = os.umask(0o027)
     try:
-        export.publish_permissions(str(tree))
+        files.publish_permissions(str(tree))
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tree / "sub").st_mode) == 0o750
