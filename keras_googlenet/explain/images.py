@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from keras_googlenet.explain import gradcam
+from keras_googlenet.explain.gradcam import DEFAULT_LAYER, compute, scorer as make_scorer
 
 DPI = 100
 
@@ -72,7 +72,7 @@ def load_crops(paths, image_size, crop_fraction):
     return np.stack(crops)
 
 
-def explain_images(model, image_paths, top=3, layer=gradcam.DEFAULT_LAYER,
+def explain_images(model, image_paths, top=3, layer=DEFAULT_LAYER,
                    output_dir="explain", normalization="auto", image_size=None,
                    class_names=None, crop_fraction=None, verbose=True):
     """Writes one Grad-CAM overlay PNG per image per top-k class.
@@ -120,17 +120,17 @@ def explain_images(model, image_paths, top=3, layer=gradcam.DEFAULT_LAYER,
         classes = loader.model_classes(model)
         contract = contract.replace(class_names=contract_lib.resolve_class_names(
             class_names, classes))
-    scorer = gradcam.scorer(model, layer)
+    scorer = make_scorer(model, layer)
     fixed = tuple(scorer.model.input_shape[1:3])
     size = contract.image_size or (fixed[0] if None not in fixed else 224)
     crops = load_crops(paths, size, contract.crop_fraction)
-    first = gradcam.compute(scorer, crops, None, layer, contract.normalization)
+    first = compute(scorer, crops, None, layer, contract.normalization)
     names = list(contract.class_names)
     k = min(top, first.probabilities.shape[1])
     ranked = np.argsort(-first.probabilities, axis=1, kind="stable")[:, :k]
     results, used = [], set()
     for rank in range(k):
-        maps = first if rank == 0 else gradcam.compute(scorer, crops, ranked[:, rank], layer,
+        maps = first if rank == 0 else compute(scorer, crops, ranked[:, rank], layer,
                                                        contract.normalization)
         for i, path in enumerate(paths):
             index = int(ranked[i, rank])
