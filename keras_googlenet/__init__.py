@@ -2,7 +2,9 @@
 
 The public API is resolved lazily: `import keras_googlenet` imports neither
 Keras nor TensorFlow, and `keras_googlenet.GoogLeNet` imports only the model
-subpackage (Keras, no TensorFlow), so the model works on every backend.
+subpackage (Keras, no TensorFlow), so the model works on every backend. Once
+this package is imported, plain `keras.models.load_model` reads every
+`.keras` file it writes (its classes are registered when Keras is imported).
 """
 import importlib
 
@@ -22,6 +24,12 @@ _API = {
 }
 
 __all__ = sorted(_API)
+
+# keras.models.load_model reads our files once this package is imported
+# (without importing Keras here: see models/registration.py).
+from keras_googlenet.models import registration as _registration  # noqa: E402
+
+_registration.register_when_keras_is_imported()
 
 
 def __getattr__(name):
