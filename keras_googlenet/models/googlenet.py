@@ -21,11 +21,18 @@ DEFAULT_FEATURE_STAGES = ("inception_3b", "inception_4e", "inception_5b")
 _BN_EPSILON = 1e-3  # TF-slim's and torchvision's Inception-v1 value.
 
 
+def channel_axis():
+    """The channel axis of Keras' image data format: -1 (channels_last) or 1."""
+    return 1 if keras.config.image_data_format() == "channels_first" else -1
+
+
 def conv_block(x, filters, kernel_size, name, strides=1, padding="same", batch_norm=False):
     """Convolution + (batch norm) + ReLU: the paper puts a ReLU after every conv.
 
     The convolution keeps the paper's name (`inception_3a_5x5`); its batch
-    norm and ReLU are `<name>_bn` and `<name>_relu`.
+    norm and ReLU are `<name>_bn` and `<name>_relu`. The layout is Keras'
+    `image_data_format` (a kernel is (h, w, in, out) in both, so weights load
+    into either).
     """
     x = layers.Conv2D(
         filters,
@@ -37,7 +44,8 @@ def conv_block(x, filters, kernel_size, name, strides=1, padding="same", batch_n
         name=name,
     )(x)
     if batch_norm:
-        x = layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_bn")(x)
+        x = layers.BatchNormalization(axis=channel_axis(), epsilon=_BN_EPSILON,
+                                      name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
@@ -48,7 +56,7 @@ def inception_block(x, row, batch_norm=False, kernel_5x5=5):
     1x1 reduce -> 3x3; 1x1 reduce -> 5x5; 3x3/1 max pool -> 1x1 projection.
 
     Args:
-        x: input tensor (NHWC).
+        x: input tensor (NHWC, or NCHW under channels_first).
         row: an `architecture.InceptionRow`.
         batch_norm: batch norm after every convolution.
         kernel_5x5: kernel size of the third branch; 5 is the paper. 3
@@ -67,7 +75,8 @@ def inception_block(x, row, batch_norm=False, kernel_5x5=5):
     branch3 = conv(conv(x, row.ch5x5_reduce, 1, "5x5_reduce"), row.ch5x5, kernel_5x5, "5x5")
     pool = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
     branch4 = conv(pool, row.pool_proj, 1, "pool_proj")
-    return layers.Concatenate(axis=-1, name=name)([branch1, branch2, branch3, branch4])
+    return layers.Concatenate(axis=channel_axis(), name=name)(
+        [branch1, branch2, branch3, branch4])
 
 
 def _stage_pool(x, name):
@@ -93,6 +102,8 @@ def aux_head(x, name, classes, activation, dropout_rate, batch_norm=False):
         name=f"{name}_ave_pool",
     )(x)
     x = conv_block(x, architecture.AUX_CONV_FILTERS, 1, f"{name}_conv", batch_norm=batch_norm)
+    # Under channels_first, Flatten orders the features as channels_last
+    # would: fc's weights are the same in both layouts.
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(architecture.AUX_FC_UNITS, activation="relu", name=f"{name}_fc")(x)
     x = layers.Dropout(dropout_rate, name=f"{name}_dropout")(x)
@@ -106,11 +117,6 @@ def _check_rate(value, arg):
 
 def _check_arguments(include_top, weights, input_shape, pooling, classes,
                      aux_classifiers, dropout_rate, aux_dropout_rate, kernel_5x5, pool4_size):
-    if keras.config.image_data_format() != "channels_last":
-        raise ValueError(
-            "GoogLeNet is built channels_last (NHWC). Received: "
-            f"keras.config.image_data_format()={keras.config.image_data_format()!r}"
-        )
     if weights is not None:
         if weights == "imagenet":
             if include_top and classes != 1000:
@@ -158,12 +164,15 @@ def _check_input_shape(input_shape, aux_classifiers):
     minimum = (architecture.MIN_INPUT_SIZE_WITH_AUX if aux_classifiers
                else architecture.MIN_INPUT_SIZE)
     shape = tuple(input_shape)
-    if len(shape) != 3 or not isinstance(shape[2], int) or shape[2] < 1:
+    first = channel_axis() == 1
+    channels = shape[0] if first and len(shape) == 3 else shape[-1] if shape else None
+    if len(shape) != 3 or not isinstance(channels, int) or channels < 1:
+        layout = "(channels, height, width)" if first else "(height, width, channels)"
         raise ValueError(
-            "`input_shape` must be (height, width, channels) with a known number "
+            f"`input_shape` must be {layout} with a known number "
             f"of channels. Received: input_shape={input_shape!r}"
         )
-    for size in shape[:2]:
+    for size in (shape[1:] if first else shape[:2]):
         if size is None:
             if aux_classifiers:
                 raise ValueError(
@@ -219,7 +228,9 @@ def GoogLeNet(
             found locally and hash-checked (see `keras_googlenet.weights`).
         input_tensor: optional Keras tensor (output of `keras.Input`) to use
             as the model's input.
-        input_shape: optional `(height, width, channels)`. Defaults to
+        input_shape: optional `(height, width, channels)`, or `(channels,
+            height, width)` under `keras.config.image_data_format() ==
+            "channels_first"` (the layout every layer follows). Defaults to
             `(224, 224, 3)` with the top and `(None, None, 3)` without.
             Height and width must be at least 32, or 65 with auxiliary heads.
         pooling: with `include_top=False`, `None` (the 4D output of
@@ -259,7 +270,8 @@ def GoogLeNet(
         inputs = input_tensor
     else:
         if input_shape is None:
-            input_shape = (224, 224, 3) if include_top else (None, None, 3)
+            side = 224 if include_top else None
+            input_shape = (3, side, side) if channel_axis() == 1 else (side, side, 3)
         inputs = keras.Input(shape=input_shape, name="image")
 
     # conv1: Caffe and PyTorch pad 7x7/2 symmetrically by 3; TensorFlow's
@@ -271,11 +283,11 @@ def GoogLeNet(
                    batch_norm=batch_norm)
     x = _stage_pool(x, "pool1_3x3_s2")
     if not batch_norm:
-        x = LocalResponseNormalization(name="pool1_norm1")(x)
+        x = LocalResponseNormalization(axis=channel_axis(), name="pool1_norm1")(x)
     for conv_name, filters, size, stride in (architecture.CONV2_REDUCE, architecture.CONV2):
         x = conv_block(x, filters, size, conv_name, strides=stride, batch_norm=batch_norm)
     if not batch_norm:
-        x = LocalResponseNormalization(name="conv2_norm2")(x)
+        x = LocalResponseNormalization(axis=channel_axis(), name="conv2_norm2")(x)
     x = _stage_pool(x, "pool2_3x3_s2")
 
     aux_inputs = {}
