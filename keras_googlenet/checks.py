@@ -52,11 +52,20 @@ def _label(name, flag):
     return f"--{name.replace('_', '-')}" if flag else f"`{name}`"
 
 
+def _expected(rule, value):
+    """What to say a value must be: a float that is not finite is told so
+    first (inf would otherwise read as "must be positive. Received: inf")."""
+    if (rule.kind is float and isinstance(value, (int, float)) and not isinstance(value, bool)
+            and not math.isfinite(value)):
+        return "a finite number"
+    return rule.expected
+
+
 def check(name, value, rule, flag=False):
     """`value`, or a ValueError naming it ("`name`", or "--name" for a flag)
     when it breaks `rule`."""
     if not passes(rule, value):
-        raise ValueError(f"{_label(name, flag)} must be {rule.expected}. "
+        raise ValueError(f"{_label(name, flag)} must be {_expected(rule, value)}. "
                          f"Received: {name}={value!r}")
     return value
 
@@ -77,5 +86,5 @@ def parse(rule, text):
     except (TypeError, ValueError):
         value = None
     if value is None or not passes(rule, value):
-        raise ValueError(f"must be {rule.expected}. Received: {text!r}")
+        raise ValueError(f"must be {_expected(rule, value)}. Received: {text!r}")
     return value

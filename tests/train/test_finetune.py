@@ -61,12 +61,12 @@ def test_finetune_command_on_embedded_data(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(head_learning_rate=float("inf")), "--head-learning-rate must be positive"),
-    (dict(learning_rate=float("nan")), "--learning-rate must be positive"),
+    (dict(head_learning_rate=float("inf")), "--head-learning-rate must be a finite number"),
+    (dict(learning_rate=float("nan")), "--learning-rate must be a finite number"),
     (dict(learning_rate=-1.0), "--learning-rate must be positive"),
-    (dict(probe_c=float("inf")), "--probe-c must be positive"),
-    (dict(min_crop_area=float("nan")), "--min-crop-area must be in (0, 1]"),
-    (dict(holdout_fraction=float("nan")), "--holdout-fraction must be in [0, 1)"),
+    (dict(probe_c=float("inf")), "--probe-c must be a finite number"),
+    (dict(min_crop_area=float("nan")), "--min-crop-area must be a finite number"),
+    (dict(holdout_fraction=1.0), "--holdout-fraction must be in [0, 1)"),
     (dict(batch_size=0), "--batch-size must be a positive integer"),
     (dict(steps_per_epoch=0), "--steps-per-epoch must be a positive integer"),
     (dict(examples_per_class=-1), "--examples-per-class must be a positive integer"),

@@ -60,7 +60,7 @@ def test_cli_defaults_are_the_library_defaults():
     (["--precision", "fp8"], "invalid choice: 'fp8'"),
     (["--holdout-fraction", "1"], "argument --holdout-fraction: must be in [0, 1)"),
     (["--head-learning-rate", "inf"],
-     "argument --head-learning-rate: must be positive. Received: 'inf'"),
+     "argument --head-learning-rate: must be a finite number. Received: 'inf'"),
 ])
 def test_flag_errors_are_one_line(tmp_path, capsys, args, message):
     model = tmp_path / "m.keras"
