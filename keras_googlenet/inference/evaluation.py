@@ -26,9 +26,8 @@ Ensembles of the first k models, for every k, come for free from the same
 per-model probabilities, so a table "models x crops" like the paper's
 Table 3 costs one pass per model and crop set. A cell's time is the sum of
 the measured passes of its models (what running that ensemble costs).
+Metrics come from `inference.metrics`, tables from `inference.report`.
 """
-import csv as csv_lib
-import io
 import os
 import time
 
@@ -36,65 +35,14 @@ import numpy as np
 import keras  # before TensorFlow: see backends.py
 import tensorflow as tf
 
-from keras_googlenet import files
 from keras_googlenet.data import crops as crops_lib
 from keras_googlenet.data import preprocessing
+from keras_googlenet.inference import report
+from keras_googlenet.inference.metrics import DEFAULT_TOP_K, classification_metrics
 from keras_googlenet.inference.predictors import AUTO, load_predictor
 from keras_googlenet.models import contract as contract_lib
-from keras_googlenet.models import metrics as metrics_lib
 
 DEFAULT_CROPS_PER_BATCH = 288
-DEFAULT_TOP_K = (1, 5)
-
-
-# ---------------------------------------------------------------------------
-# Metrics.
-# ---------------------------------------------------------------------------
-def top_k_correct(probabilities, labels, k):
-    """Whether each label is among the top `k` classes: the rule of the
-    training metrics (`models.metrics.top_k_hits`: ties broken by class
-    index, as argmax does; a non-finite row is a miss), on NumPy arrays."""
-    return metrics_lib.top_k_hits(np.asarray(labels), np.asarray(probabilities), k, xp=np)
-
-
-def classification_metrics(probabilities, labels, top_k=DEFAULT_TOP_K, class_names=None):
-    """Top-k accuracy / error and per-class (top-1) accuracy.
-
-    Args:
-        probabilities: `(N, classes)` scores.
-        labels: `(N,)` int class indices.
-        top_k: the k values to report.
-        class_names: names for `per_class_accuracy` (default "0".."C-1").
-
-    Returns:
-        A dict with `num_examples`, `top{k}_accuracy` and `top{k}_error` for
-        each k, and `per_class_accuracy` ({class name: top-1 accuracy over the
-        examples of that class, or None when it has none}).
-    """
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
-    if probabilities.ndim != 2 or len(probabilities) != len(labels):
-        raise ValueError(f"Expected (N, classes) probabilities and N labels. Received "
-                         f"{probabilities.shape} and {labels.shape}.")
-    if len(labels) == 0:
-        raise ValueError("No examples to evaluate.")
-    classes = probabilities.shape[1]
-    if labels.min() < 0 or labels.max() >= classes:
-        raise ValueError(f"Labels must be in [0, {classes}). Received {labels.min()}..{labels.max()}.")
-    names = list(class_names) if class_names is not None else [str(i) for i in range(classes)]
-    if len(names) != classes:
-        raise ValueError(f"{len(names)} class names for {classes} classes.")
-    result = {"num_examples": int(len(labels))}
-    for k in top_k:
-        accuracy = float(top_k_correct(probabilities, labels, k).mean())
-        result[f"top{k}_accuracy"] = accuracy
-        result[f"top{k}_error"] = 1.0 - accuracy
-    top1 = top_k_correct(probabilities, labels, 1)  # same tie rule as top-k
-    result["per_class_accuracy"] = {
-        names[c]: (float(top1[labels == c].mean()) if np.any(labels == c) else None)
-        for c in range(classes)
-    }
-    return result
 
 
 # ---------------------------------------------------------------------------
@@ -356,12 +304,12 @@ def evaluate(models, data="embedded", split="validation", crops=1, image_size=No
             key = f"top{k}_error"
             row[f"{key}_vs_base"] = (row[key] - base[key]) if base else None
 
-    markdown = format_markdown(results, top_k)
-    per_model_markdown = format_per_model_markdown(per_model, top_k)
+    markdown = report.format_markdown(results, top_k)
+    per_model_markdown = report.format_per_model_markdown(per_model, top_k)
     if table:
-        _write_text(table, markdown + "\n")
+        report.write_markdown(table, markdown)
     if csv:
-        write_csv(csv, results, top_k)
+        report.write_csv(csv, results, top_k)
     if verbose:
         print(markdown)
         if len(predictors) > 1:
@@ -412,70 +360,3 @@ def centre_crop_images(dataset, image_size, crop_fraction):
 
     return images
 
-
-def _write_text(path, text):
-    files.atomic_write(path, text)
-
-
-def _table_columns(top_k):
-    columns = [("Models", "models"), ("Crops", "crops"), ("Cost", "cost")]
-    for k in top_k:
-        columns.append((f"Top-{k} acc", f"top{k}_accuracy"))
-        columns.append((f"Top-{k} error", f"top{k}_error"))
-        columns.append((f"Top-{k} error vs base", f"top{k}_error_vs_base"))
-    columns.append(("Time (s)", "seconds"))
-    return columns
-
-
-def _fmt(key, value, row):
-    if value is None:
-        return ""
-    if key.endswith("_vs_base"):
-        return "base" if row.get("is_base") else f"{100 * value:+.2f}%"
-    if key.endswith(("_accuracy", "_error")):
-        return f"{100 * value:.2f}%"
-    if key == "seconds":
-        return f"{value:.1f}"
-    return str(value)
-
-
-def format_markdown(results, top_k=DEFAULT_TOP_K):
-    """A Markdown table of models x crops (one row per ensemble and crop set)."""
-    columns = _table_columns(top_k)
-    lines = ["| " + " | ".join(title for title, _ in columns) + " |",
-             "|" + "|".join("---:" for _ in columns) + "|"]
-    for row in results:
-        lines.append("| " + " | ".join(_fmt(key, row.get(key), row) for _, key in columns) + " |")
-    return "\n".join(lines)
-
-
-def format_per_model_markdown(per_model, top_k=DEFAULT_TOP_K):
-    """A Markdown table of each model alone (one row per model and crop set),
-    with its top-1 agreement with the first model: puts an int8 file beside
-    its float32 original."""
-    lines = ["| Model | Crops | " + " | ".join(f"Top-{k} acc" for k in top_k)
-             + " | Top-1 agrees with first | Time (s) |",
-             "|---|" + "---:|" * (len(top_k) + 3)]
-    for row in per_model:
-        cells = [str(row["model"]), str(row["crops"])]
-        cells += [f"{100 * row[f'top{k}_accuracy']:.2f}%" for k in top_k]
-        cells += [f"{100 * row['top1_agreement_with_first']:.2f}%", f"{row['seconds']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_csv(path, results, top_k=DEFAULT_TOP_K):
-    """The table as CSV: raw fractions and seconds, plus the model names."""
-    keys = [key for _, key in _table_columns(top_k)] + ["mirror", "num_examples", "model_names"]
-    text = io.StringIO(newline="")
-    writer = csv_lib.writer(text)
-    writer.writerow(keys)
-    for row in results:
-        values = []
-        for key in keys:
-            value = row.get(key)
-            if key == "model_names":
-                value = ";".join(value)
-            values.append("" if value is None else value)
-        writer.writerow(values)
-    files.atomic_write(path, text.getvalue())

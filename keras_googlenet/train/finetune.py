@@ -237,7 +237,7 @@ def fit_linear_probe(model, features, labels, num_classes, c=1.0, seed=0):
 
 def _history_row(model, dataset, prefix=""):
     """Loss and top-1 (top-5) of `model` over a dataset, as history.csv keys."""
-    from keras_googlenet.inference.evaluation import classification_metrics
+    from keras_googlenet.inference.metrics import classification_metrics
     from keras_googlenet.inference.predictors import predict_dataset
 
     probabilities, labels = predict_dataset(model, dataset, np.float64)

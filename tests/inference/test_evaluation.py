@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_googlenet.data import crops
-from keras_googlenet.inference import evaluation, predictors
+from keras_googlenet.inference import evaluation, metrics, predictors
 from keras_googlenet.data import preprocessing
 
 SIZE = 24
@@ -91,7 +91,7 @@ def test_top_k_metrics_by_hand():
         [0.05, 0.15, 0.2, 0.25, 0.35],  # label 0: last -> not in top-4, in top-5
     ])
     labels = [0, 1, 1, 0]
-    result = evaluation.classification_metrics(probabilities, labels, top_k=(1, 2, 4, 5),
+    result = metrics.classification_metrics(probabilities, labels, top_k=(1, 2, 4, 5),
                                                class_names=list("abcde"))
     assert result["num_examples"] == 4
     assert result["top1_accuracy"] == pytest.approx(1 / 4)
@@ -105,14 +105,14 @@ def test_top_k_metrics_by_hand():
 
 
 def test_top_k_is_capped_at_the_class_count():
-    result = evaluation.classification_metrics([[0.1, 0.9], [0.8, 0.2]], [0, 0], top_k=(1, 5))
+    result = metrics.classification_metrics([[0.1, 0.9], [0.8, 0.2]], [0, 0], top_k=(1, 5))
     assert result["top1_accuracy"] == 0.5
     assert result["top5_accuracy"] == 1.0
 
 
 def test_metrics_reject_bad_labels():
     with pytest.raises(ValueError, match="Labels"):
-        evaluation.classification_metrics([[0.5, 0.5]], [2])
+        metrics.classification_metrics([[0.5, 0.5]], [2])
 
 
 # ---------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def test_ensemble_averages_probabilities_of_different_models():
     np.testing.assert_allclose(got[0], pa, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got[1], pb, rtol=1e-4, atol=1e-6)
     results = evaluation.evaluate([a, b], data=gradient_dataset(), crops=10, verbose=0)
-    expected = evaluation.classification_metrics((pa + pb) / 2, labels)
+    expected = metrics.classification_metrics((pa + pb) / 2, labels)
     assert results["top1_accuracy"] == expected["top1_accuracy"]
     assert len(seconds) == 2 and all(s > 0 for s in seconds)
 
