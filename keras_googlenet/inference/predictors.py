@@ -13,8 +13,10 @@ A `Predictor` takes float32 crops `(N, S, S, 3)` RGB in [0, 255] and returns
 - a `.tflite` / `.onnx` file with its `<file>.json` sidecar
   (`converted_predictor`, run by `inference.converted`).
 
-`load_predictor` picks one from what it is given. `evaluation.evaluate` and
-`predict.predict_files` run every model through here.
+`load_predictor` picks one from what it is given. `evaluation.evaluate` runs
+every model through here, `predict.predict_files` its Keras and converted
+ones. `predict_dataset` runs a Keras model over a labelled dataset (what
+training and finetuning score their validation passes with).
 """
 import dataclasses
 import os
