@@ -250,12 +250,12 @@ def tflite_predictor(path, batch_size, threads):
     """An interpreter resized to `batch_size`, `threads` threads (XNNPACK)."""
     import warnings
 
-    from keras_googlenet.serving import convert
+    from keras_googlenet.inference import converted
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        interpreter = convert.tflite_interpreter_class()(model_path=os.fspath(path),
-                                                         num_threads=threads)
+        interpreter = converted.tflite_interpreter_class()(model_path=os.fspath(path),
+                                                           num_threads=threads)
     detail = interpreter.get_input_details()[0]
     shape = list(detail["shape"])
     shape[0] = batch_size

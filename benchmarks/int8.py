@@ -186,6 +186,7 @@ def our_timers(work, calibration_uint8, threads, calibration_count):
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from keras_googlenet import GoogLeNet
     from keras_googlenet.data import preprocessing
+    from keras_googlenet.inference import converted
     from keras_googlenet.serving import quantize
 
     model = GoogLeNet(classes=CLASSES, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), batch_norm=True)
@@ -195,8 +196,8 @@ def our_timers(work, calibration_uint8, threads, calibration_count):
                                                         calibration)
     onnx_path, onnx_float = quantize.to_onnx_int8(model, os.path.join(work, "int8.onnx"),
                                                   calibration)
-    runners = {"ours_int8_tflite": quantize.runner(tflite_path, threads),
-               "ours_int8_onnxruntime": quantize.runner(onnx_path, threads)}
+    runners = {"ours_int8_tflite": converted.runner(tflite_path, threads),
+               "ours_int8_onnxruntime": converted.runner(onnx_path, threads)}
 
     @tf.function(jit_compile=False, reduce_retracing=True)
     def keras_forward(x):
@@ -227,7 +228,7 @@ def our_gemm_peaks(work, threads, sizes=PEAK_SIZES):
     import tensorflow as tf
     from onnx import TensorProto, helper, numpy_helper
 
-    from keras_googlenet.serving import quantize
+    from keras_googlenet.inference import converted
 
     rng = np.random.default_rng(0)
     out = {"xnnpack_int8": 0.0, "onnxruntime_int8": 0.0, "tensorflow_float32": 0.0}
@@ -243,7 +244,7 @@ def our_gemm_peaks(work, threads, sizes=PEAK_SIZES):
         path = os.path.join(work, f"gemm{n}.tflite")
         with open(path, "wb") as f:
             f.write(converter.convert())
-        fc = quantize.TFLiteRunner(path, threads)
+        fc = converted.TFLiteRunner(path, threads)
         x = rng.integers(-128, 127, (n, n), dtype=np.int8)
         fc.interpreter.allocate_tensors()
         fc.interpreter.set_tensor(fc.input_index, x)

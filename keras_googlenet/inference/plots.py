@@ -71,9 +71,10 @@ def _short(name, width=22):
 
 def confusion_counts(predictions, labels, classes):
     """`(classes, classes)` counts: row = true class, column = predicted."""
-    counts = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(counts, (np.asarray(labels, np.int64), np.asarray(predictions, np.int64)), 1)
-    return counts
+    from sklearn import metrics  # imported here, as matplotlib is
+
+    return metrics.confusion_matrix(np.asarray(labels, np.int64),
+                                    np.asarray(predictions, np.int64), labels=np.arange(classes))
 
 
 def most_confused(counts, k=MAX_CONFUSION_CLASSES):

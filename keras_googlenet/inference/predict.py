@@ -18,30 +18,9 @@ import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
 from keras_googlenet.data import preprocessing
-from keras_googlenet.inference import evaluation, loader
+from keras_googlenet.inference import converted, loader, predictors
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.serving import export
-
-
-def resolve_saved_model_dir(path):
-    """The SavedModel directory for `path`: itself, or its highest version.
-
-    Args:
-        path: a SavedModel directory or a TF Serving base directory.
-
-    Returns:
-        The directory holding `saved_model.pb`.
-    """
-    path = os.fspath(path)
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    latest = export.latest_version_dir(path)
-    if latest is None or not os.path.isfile(os.path.join(latest, "saved_model.pb")):
-        raise ValueError(
-            f"{path!r} is neither a SavedModel directory (no saved_model.pb) nor a "
-            "TF Serving base directory with numeric version subdirectories."
-        )
-    return latest
 
 
 def _top(probabilities, names, top):
@@ -88,9 +67,9 @@ def _predict_saved_model(export_dir, paths, top, image_size):
 def _predict_keras(model, paths, top, image_size, normalization, class_names,
                    crop_fraction=preprocessing.DEFAULT_CROP_FRACTION):
     net, _ = export.serving_model(model)  # EMA weights, auxiliary heads dropped
-    # The evaluation's predictor runs the model on every backend; any output
+    # `predictors.keras_predictor` runs the model on every backend; any output
     # that is not linear is taken as probabilities, as predict always did.
-    predictor = evaluation.keras_predictor(
+    predictor = predictors.keras_predictor(
         net, image_size, normalization, logits=export.output_activation(net) == "linear",
         crop_fraction=crop_fraction)
     names = contract_lib.resolve_class_names(class_names, predictor.classes)
@@ -99,9 +78,7 @@ def _predict_keras(model, paths, top, image_size, normalization, class_names,
 
 def _predict_converted(location, paths, top, image_size, class_names):
     """A `.tflite` / `.onnx` file with its `<file>.json` contract (float32 or int8)."""
-    from keras_googlenet.serving import quantize
-
-    predictor = quantize.converted_predictor(location, image_size)
+    predictor = predictors.converted_predictor(location, image_size)
     names = (contract_lib.resolve_class_names(class_names, predictor.classes)
              if class_names is not None else predictor.class_names)
     return _classify(predictor, paths, top, names)
@@ -152,11 +129,11 @@ def predict_files(model_or_path, paths, top=5, image_size=None, normalization="a
             raise ValueError(f"{path!r} is a directory: pass image files (e.g. {path}/*.jpg).")
     if isinstance(model_or_path, (str, os.PathLike)):
         location = os.fspath(model_or_path)
-        if location.endswith((".tflite", ".onnx")):
+        if converted.is_converted(location):
             results = _predict_converted(location, paths, top, image_size, class_names)
         elif os.path.isdir(location):
-            results = _predict_saved_model(resolve_saved_model_dir(location), paths, top,
-                                           image_size)
+            results = _predict_saved_model(predictors.resolve_saved_model_dir(location), paths,
+                                           top, image_size)
         elif location.endswith(".keras") and os.path.isfile(location):
             model, contract = loader.load_model(location, normalization=normalization,
                                                 image_size=image_size, class_names=class_names)

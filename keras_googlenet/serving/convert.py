@@ -1,4 +1,4 @@
-"""TFLite and ONNX conversions of the inference model, with checkers.
+"""TFLite and ONNX conversions of the inference model.
 
 Both artifacts take what the Keras model takes: a `float32 [batch, S, S, 3]`
 batch of *preprocessed* images (`preprocess_input(eval_preprocess(image))`,
@@ -20,22 +20,26 @@ dropped, EMA averages when the optimizer keeps them).
 - ONNX: `tf2onnx.convert.from_function` (opset 17; the LRN becomes ONNX
   `LRN` between NHWC<->NCHW transposes), checked with onnxruntime.
 
+Opening and running the files (`load_tflite`, `load_onnx`, `tflite_predict`,
+`onnx_predict`) is `keras_googlenet.inference.converted`: this module only
+writes them.
+
 Requires the `convert` extra: tf2onnx, onnx and onnxruntime for ONNX;
-TFLite ships with TensorFlow (`tf.lite`; `ai_edge_litert` is used for the
-interpreter when `tf.lite` is gone).
+TFLite ships with TensorFlow (`tf.lite`; `inference.converted` opens files
+with `ai_edge_litert`'s interpreter when `tf.lite` is gone).
 """
 import os
 import tempfile
 import warnings
-from typing import NamedTuple
 
 import numpy as np
 import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
 from keras_googlenet import files
-from keras_googlenet.serving import export
 from keras_googlenet.data import preprocessing
+from keras_googlenet.inference import converted
+from keras_googlenet.serving import export
 
 QUANTIZE_MODES = (None, "dynamic_range")
 DEFAULT_OPSET = 17
@@ -163,138 +167,9 @@ def write_serve_archive(net, spec, directory):
     return directory
 
 
-def tflite_interpreter_class():
-    """tf.lite.Interpreter, or LiteRT's where TensorFlow has no tf.lite."""
-    try:
-        return tf.lite.Interpreter
-    except AttributeError:  # TF releases without tf.lite
-        from ai_edge_litert.interpreter import Interpreter
-
-        return Interpreter
-
-
-# ---------------------------------------------------------------------------
-# Loading converted files: every .tflite / .onnx file is opened here.
-# ---------------------------------------------------------------------------
-class LoadedModel(NamedTuple):
-    """A converted file opened by its runtime, and its one input's and one
-    output's shapes (`None` for a dynamic dimension)."""
-
-    handle: object  # a TFLite interpreter or an ONNX Runtime session
-    input_shape: tuple
-    output_shape: tuple
-
-
-def _first_line(error):
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
-def _checked(path, handle, inputs, outputs):
-    """`LoadedModel` of one `(batch, S, S, 3)` input and one `(batch,
-    classes)` output, else a ValueError naming `path`."""
-    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]) != 4 or len(outputs[0]) != 2:
-        def shapes(found):
-            return ", ".join(str(list(s)) for s in found) or "none"
-
-        raise ValueError(
-            f"{path}: expected one (batch, S, S, 3) input and one (batch, classes) output; "
-            f"the model has inputs {shapes(inputs)} and outputs {shapes(outputs)}.")
-    return LoadedModel(handle, inputs[0], outputs[0])
-
-
-def _require_file(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No model file at {path!r}.")
-
-
-def load_tflite(path, num_threads=None, allocate=True):
-    """A `.tflite` file's interpreter as a `LoadedModel`; its tensors are
-    allocated unless `allocate=False` (allocating applies the default
-    delegate, and the ops inspected in `quantize.tflite_float_ops` become one
-    DELEGATE op).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: naming `path`, when the interpreter cannot read it
-            (damaged, truncated, not a TFLite model) or it has not one image
-            input and one `(batch, classes)` output.
-    """
-    path = os.fspath(path)
-    _require_file(path)
-    with open(path, "rb") as f:
-        header = f.read(8)
-    if header[4:8] != b"TFL3":
-        # The interpreter refuses it too, quoting the 4 bytes raw (a PNG's
-        # hold newlines), so it is said here.
-        raise ValueError(f"{path} is not a readable TFLite model: no 'TFL3' file identifier "
-                         f"(found {header[4:8]!r}).")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-            interpreter = tflite_interpreter_class()(model_path=path, num_threads=num_threads)
-        if allocate:
-            interpreter.allocate_tensors()
-    except Exception as error:  # ValueError, RuntimeError: the runtime's own
-        raise ValueError(f"{path} is not a readable TFLite model: {_first_line(error)}") from None
-
-    def shapes(details):
-        return [tuple(None if d < 0 else int(d)
-                      for d in t.get("shape_signature", t["shape"])) for t in details]
-
-    return _checked(path, interpreter, shapes(interpreter.get_input_details()),
-                    shapes(interpreter.get_output_details()))
-
-
-def load_onnx(path, num_threads=None):
-    """A `.onnx` file's ONNX Runtime (CPU) session as a `LoadedModel`.
-
-    Raises:
-        FileNotFoundError, ValueError: as `load_tflite`.
-    """
-    import onnxruntime
-
-    path = os.fspath(path)
-    _require_file(path)
-    options = onnxruntime.SessionOptions()
-    if num_threads:
-        options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = 1
-    try:
-        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) share no base
-        raise ValueError(f"{path} is not a readable ONNX model: {_first_line(error)}") from None
-
-    def shapes(values):
-        return [tuple(d if isinstance(d, int) and d >= 0 else None for d in v.shape)
-                for v in values]
-
-    return _checked(path, session, shapes(session.get_inputs()), shapes(session.get_outputs()))
-
-
-def tflite_predict(path, images):
-    """Runs a `.tflite` file from `to_tflite` on a preprocessed batch.
-
-    Args:
-        path: the `.tflite` file.
-        images: float32 `(N, S, S, 3)` preprocessed images.
-
-    Returns:
-        The model's output, a float32 numpy array `(N, classes)`.
-    """
-    images = np.asarray(images, np.float32)
-    interpreter = load_tflite(path).handle
-    input_index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(input_index, images.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(input_index, images)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
-
-
 def tflite_ops(path):
     """The sorted operator names used by a `.tflite` file."""
-    interpreter = load_tflite(path, allocate=False).handle
+    interpreter = converted.load_tflite(path, allocate=False).handle
     return sorted({op["op_name"] for op in interpreter._get_ops_details()})
 
 
@@ -325,10 +200,3 @@ def to_onnx(model, path, image_size=None, use_ema=True, optimizer=None, opset=DE
     tf2onnx.convert.from_function(function, input_signature=[spec], opset=opset,
                                   output_path=os.fspath(path))
     return path
-
-
-def onnx_predict(path, images):
-    """`tflite_predict` for a `.onnx` file from `to_onnx`, with onnxruntime (CPU)."""
-    session = load_onnx(path).handle
-    name = session.get_inputs()[0].name
-    return session.run(None, {name: np.asarray(images, np.float32)})[0]

@@ -28,12 +28,14 @@ between DEQUANTIZE and QUANTIZE; `to_tflite_int8` then converts with
 sidecar (`float_ops`).
 
 Sidecar: every converted file `<file>` gets `<file>.json` (`write_sidecar`),
-plain JSON validated on read (`read_sidecar`): the model's preprocessing
-contract (normalization, image_size, crop_fraction, class_names), the
-output kind (probabilities or logits), the input's name, dtype and, for int8
-files, the quantisation (scale, zero point) of the first int8 tensor, and
-how the file was calibrated. `converted_predictor` runs a `.tflite` or
-`.onnx` file with it as an `evaluation.Predictor`.
+plain JSON checked before it is written by the validator that reads it
+(`inference.converted.validate_sidecar` / `read_sidecar`): the model's
+preprocessing contract (normalization, image_size, crop_fraction,
+class_names), the output kind (probabilities or logits), the input's name,
+dtype and, for int8 files, the quantisation (scale, zero point) of the first
+int8 tensor, and how the file was calibrated.
+`inference.predictors.converted_predictor` runs a `.tflite` or `.onnx` file
+with it.
 """
 import json
 import os
@@ -45,18 +47,13 @@ import tensorflow as tf
 
 from keras_googlenet import files
 from keras_googlenet.data import preprocessing
+from keras_googlenet.inference import converted
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.serving import convert, export
 
 DEFAULT_CALIBRATION_DATA = "embedded"
 DEFAULT_CALIBRATION_SPLIT = "train"
 DEFAULT_CALIBRATION_IMAGES = 300
-SIDECAR_SUFFIX = ".json"
-SIDECAR_FORMAT = "keras_googlenet.converted/1"
-RUNTIMES = ("tflite", "onnxruntime")
-PRECISIONS = ("float32", "dynamic_range", "int8")
-OUTPUTS = ("probabilities", "logits")
-CONVERTED_EXTENSIONS = (".tflite", ".onnx")
 
 
 # ---------------------------------------------------------------------------
@@ -175,7 +172,7 @@ def to_tflite_int8(model, path, calibration, image_size=None, use_ema=True, opti
 
 def _tflite_interpreter(path):
     """For inspecting the ops and tensors of a file: not allocated."""
-    return convert.load_tflite(path, allocate=False).handle
+    return converted.load_tflite(path, allocate=False).handle
 
 
 def tflite_float_ops(path):
@@ -334,10 +331,6 @@ def _check_calibration(calibration):
 # ---------------------------------------------------------------------------
 # The sidecar contract.
 # ---------------------------------------------------------------------------
-def sidecar_path(path):
-    return os.fspath(path) + SIDECAR_SUFFIX
-
-
 def write_sidecar(path, contract, runtime, precision, classes, output="probabilities",
                   input_quantization=None, float_ops=(), calibration=None):
     """Writes `<path>.json`, the contract of a converted file.
@@ -360,7 +353,7 @@ def write_sidecar(path, contract, runtime, precision, classes, output="probabili
     """
     names = contract_lib.resolve_class_names(contract.class_names, classes)
     data = {
-        "format": SIDECAR_FORMAT,
+        "format": converted.SIDECAR_FORMAT,
         "file": os.path.basename(os.fspath(path)),
         "runtime": runtime,
         "precision": precision,
@@ -375,175 +368,10 @@ def write_sidecar(path, contract, runtime, precision, classes, output="probabili
         "float_ops": list(float_ops),
         "calibration": calibration,
     }
-    _validate(data, sidecar_path(path))
-    target = sidecar_path(path)
+    target = converted.sidecar_path(path)
+    converted.validate_sidecar(data, target)
     files.atomic_write(target, json.dumps(data, indent=2) + "\n")
     return target
-
-
-def _validate(data, origin):
-    def fail(message):
-        raise ValueError(f"{origin}: invalid converted-model contract: {message}")
-
-    if not isinstance(data, dict):
-        fail("not a JSON object")
-    if data.get("format") != SIDECAR_FORMAT:
-        fail(f"format must be {SIDECAR_FORMAT!r}, got {data.get('format')!r}")
-    for key, choices in (("runtime", RUNTIMES), ("precision", PRECISIONS), ("output", OUTPUTS)):
-        if data.get(key) not in choices:
-            fail(f"{key} must be one of {choices}, got {data.get(key)!r}")
-    classes = data.get("classes")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        fail(f"classes must be a positive int, got {classes!r}")
-    if data.get("image_size") is None:
-        fail("image_size is missing")
-    contract = contract_lib.Contract.from_json(
-        {k: data.get(k) for k in ("normalization", "image_size", "crop_fraction", "class_names")},
-        origin=origin)
-    if len(contract.class_names) != classes:
-        fail(f"{len(contract.class_names)} class names for {classes} classes")
-    info = data.get("input")
-    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
-        fail("input must be an object with a name")
-    quantization = info.get("quantization")
-    if quantization is not None:
-        if (not isinstance(quantization, dict)
-                or not isinstance(quantization.get("scale"), (int, float))
-                or isinstance(quantization.get("zero_point"), bool)
-                or not isinstance(quantization.get("zero_point"), int)):
-            fail("input.quantization must be {scale, zero_point, dtype} or null")
-    float_ops = data.get("float_ops", [])
-    if not isinstance(float_ops, list) or not all(isinstance(o, str) for o in float_ops):
-        fail("float_ops must be a list of op names")
-    return contract
-
-
-def read_sidecar(path):
-    """The validated sidecar of a converted file: `(contract, info)`.
-
-    Raises:
-        FileNotFoundError: no `<path>.json` beside the file.
-        ValueError: not valid JSON, or not a converted-model contract.
-    """
-    target = sidecar_path(path)
-    if not os.path.isfile(target):
-        raise FileNotFoundError(
-            f"{os.fspath(path)!r} has no contract {target!r} beside it: export it with "
-            "`googlenet export --tflite/--onnx/--int8`, which writes one.")
-    try:
-        with open(target, encoding="utf-8") as f:
-            data = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{target}: not valid JSON ({error}).") from None
-    return _validate(data, target), data
-
-
-# ---------------------------------------------------------------------------
-# Running converted files.
-# ---------------------------------------------------------------------------
-class TFLiteRunner:
-    """A `.tflite` file as a function of preprocessed float32 batches; the
-    interpreter is resized only when the batch shape changes."""
-
-    def __init__(self, path, num_threads=None):
-        loaded = convert.load_tflite(path, num_threads)
-        self.interpreter = loaded.handle
-        self.input_shape, self.output_shape = loaded.input_shape, loaded.output_shape
-        self.input_index = self.interpreter.get_input_details()[0]["index"]
-        self.output_index = self.interpreter.get_output_details()[0]["index"]
-        self.shape = None
-
-    def __call__(self, images):
-        images = np.ascontiguousarray(images, np.float32)
-        if self.shape != images.shape:
-            self.interpreter.resize_tensor_input(self.input_index, images.shape)
-            self.interpreter.allocate_tensors()
-            self.shape = images.shape
-        self.interpreter.set_tensor(self.input_index, images)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output_index).copy()
-
-
-class OnnxRunner:
-    """A `.onnx` file in ONNX Runtime (CPU) as a function of preprocessed batches."""
-
-    def __init__(self, path, num_threads=None):
-        loaded = convert.load_onnx(path, num_threads)
-        self.session = loaded.handle
-        self.input_shape, self.output_shape = loaded.input_shape, loaded.output_shape
-        self.name = self.session.get_inputs()[0].name
-
-    def __call__(self, images):
-        return self.session.run(None, {self.name: np.ascontiguousarray(images, np.float32)})[0]
-
-
-def runner(path, num_threads=None):
-    """A `TFLiteRunner` or `OnnxRunner` for a converted file, by its extension."""
-    path = os.fspath(path)
-    if path.endswith(".tflite"):
-        return TFLiteRunner(path, num_threads)
-    if path.endswith(".onnx"):
-        return OnnxRunner(path, num_threads)
-    raise ValueError(f"Expected a .tflite or .onnx file. Received: {path!r}")
-
-
-def is_converted(path):
-    return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(CONVERTED_EXTENSIONS)
-
-
-def check_against_model(path, contract, input_shape, output_shape):
-    """Raises a ValueError naming `path` when its sidecar's contract disagrees
-    with the model: the class names with its output width, the image size
-    with its input's height and width (where the model fixes them)."""
-    target = sidecar_path(path)
-    classes = output_shape[-1]
-    if classes is not None and len(contract.class_names) != classes:
-        raise ValueError(f"{path}: its contract {target} lists {len(contract.class_names)} "
-                         f"class names but the model outputs {classes} classes.")
-    height, width = input_shape[1:3]
-    if any(side not in (None, contract.image_size) for side in (height, width)):
-        raise ValueError(f"{path}: its contract {target} says image_size {contract.image_size} "
-                         f"but the model takes {height or '?'}x{width or '?'} inputs.")
-
-
-def converted_predictor(path, image_size=None, name=None, num_threads=None):
-    """An `evaluation.Predictor` of a `.tflite` / `.onnx` file with its sidecar:
-    crops in [0, 255] are normalised as the contract says, run, and a logits
-    output gets a softmax.
-
-    Raises (before any image is run) a ValueError naming the file when the
-    sidecar is missing or invalid, the runtime cannot read the file
-    (`convert.load_tflite` / `load_onnx`), or the sidecar disagrees with the
-    model (`check_against_model`)."""
-    from keras_googlenet.inference import evaluation
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No model file at {path!r}.")
-    contract, info = read_sidecar(path)
-    if image_size is not None and image_size != contract.image_size:
-        raise ValueError(f"{path!r} takes {contract.image_size}x{contract.image_size} crops "
-                         f"(fixed at conversion); image_size={image_size} cannot be applied.")
-    run = runner(path, num_threads)
-    check_against_model(path, contract, run.input_shape, run.output_shape)
-    width_known = run.output_shape[-1] is not None
-    normalization = contract.normalization
-    logits = info["output"] == "logits"
-
-    def fn(images):
-        outputs = run(preprocessing.normalize(tf.convert_to_tensor(images, tf.float32),
-                                              normalization).numpy())
-        outputs = np.asarray(outputs, np.float32)
-        if not width_known:  # a dynamic class dimension: checked on its first output
-            check_against_model(path, contract, run.input_shape, outputs.shape)
-        if logits:
-            outputs = tf.nn.softmax(outputs).numpy()
-        return outputs
-
-    predictor = evaluation.Predictor(name or path, fn, contract.image_size, info["classes"],
-                                     crop_fraction=contract.crop_fraction, owner=run)
-    predictor.class_names = list(contract.class_names)
-    return predictor
 
 
 def output_kind(model):

@@ -175,7 +175,7 @@ def finetune(model, train_data, val_data=None, head_epochs=2, epochs=4, head_lea
 def backbone_features(model, dataset):
     """`(features, labels)`: the pooled backbone features (pool5, before the
     classifier) of every batch of a labelled dataset, as NumPy arrays."""
-    from keras_googlenet.inference.evaluation import predict_dataset
+    from keras_googlenet.inference.predictors import predict_dataset
 
     features_model = keras.Model(model.input, model.get_layer(BACKBONE_OUTPUT).output)
     return predict_dataset(features_model, dataset, np.float64)
@@ -237,7 +237,8 @@ def fit_linear_probe(model, features, labels, num_classes, c=1.0, seed=0):
 
 def _history_row(model, dataset, prefix=""):
     """Loss and top-1 (top-5) of `model` over a dataset, as history.csv keys."""
-    from keras_googlenet.inference.evaluation import classification_metrics, predict_dataset
+    from keras_googlenet.inference.metrics import classification_metrics
+    from keras_googlenet.inference.predictors import predict_dataset
 
     probabilities, labels = predict_dataset(model, dataset, np.float64)
     loss = float(np.mean(-np.log(np.clip(probabilities[np.arange(len(labels)), labels],

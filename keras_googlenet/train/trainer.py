@@ -391,7 +391,8 @@ def model_contract(config, train_source):
 def infer_metrics(model, dataset):
     """Top-1 and top-5 accuracy of a single-output model over a labelled
     dataset (the evaluation module's metrics, on the 1-crop pipeline)."""
-    from keras_googlenet.inference.evaluation import classification_metrics, predict_dataset
+    from keras_googlenet.inference.metrics import classification_metrics
+    from keras_googlenet.inference.predictors import predict_dataset
 
     probabilities, labels = predict_dataset(model, dataset)
     metrics = classification_metrics(probabilities, labels)

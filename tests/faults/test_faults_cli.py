@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_googlenet.inference import evaluation
+from keras_googlenet.inference import evaluation, predictors
 from keras_googlenet.models.metrics import TopKAccuracy
 from keras_googlenet.train import trainer as train
 
@@ -121,7 +121,7 @@ def test_a_predictor_of_unknown_class_count_is_asked_with_one_crop():
         calls.append(int(crops.shape[0]))
         return tf.fill([tf.shape(crops)[0], 3], 1 / 3)
 
-    foreign = evaluation.Predictor("foreign", three_classes, SIZE)  # classes=None
+    foreign = predictors.Predictor("foreign", three_classes, SIZE)  # classes=None
     with pytest.raises(ValueError, match=r"'foreign' has 3 classes but `class_names` has 10"):
         evaluation.evaluate(foreign, data=balanced_dataset(), class_names=list("0123456789"),
                             verbose=0)
@@ -364,13 +364,13 @@ def cli_on_converted(command, model, image, capsys):
 @pytest.fixture
 def no_inference(monkeypatch):
     """Fails a test whose model runs: every check is made when it is loaded."""
-    from keras_googlenet.serving import quantize
+    from keras_googlenet.inference import converted
 
     def refuse(*args, **kwargs):
         raise AssertionError("the converted model ran before its checks")
 
-    monkeypatch.setattr(quantize.TFLiteRunner, "__call__", refuse)
-    monkeypatch.setattr(quantize.OnnxRunner, "__call__", refuse)
+    monkeypatch.setattr(converted.TFLiteRunner, "__call__", refuse)
+    monkeypatch.setattr(converted.OnnxRunner, "__call__", refuse)
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate"])

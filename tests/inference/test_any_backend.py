@@ -12,7 +12,7 @@ import tensorflow as tf
 import conftest as fx
 import keras_googlenet as kg
 from keras_googlenet.data import preprocessing
-from keras_googlenet.inference import evaluation, loader, predict
+from keras_googlenet.inference import loader, predict, predictors
 from keras_googlenet.models import contract as contract_lib
 
 SIZE = 32
@@ -51,7 +51,7 @@ def test_evaluation_predictor_matches_the_model(saved):
     crops = np.stack([preprocessing.eval_preprocess(
         preprocessing.decode_image(tf.constant(data)), SIZE).numpy() for data in encoded])
     loaded, contract = loader.load_model(path)
-    predictor = evaluation.keras_predictor(loaded, normalization=contract.normalization)
+    predictor = predictors.keras_predictor(loaded, normalization=contract.normalization)
     np.testing.assert_allclose(predictor(crops), expected, atol=1e-5)
 
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from keras_googlenet import cli
 from keras_googlenet.data import pipeline, sources
-from keras_googlenet.inference import evaluation, loader
+from keras_googlenet.inference import evaluation, loader, predictors
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.serving import export
 import conftest as fx
@@ -92,7 +92,7 @@ def test_export_and_the_saved_model(trained, tmp_path):
 
 
 def test_evaluate(trained):
-    predictor = evaluation.load_predictor(trained["moved"])
+    predictor = predictors.load_predictor(trained["moved"])
     batches = pipeline.build_dataset(trained["val"], training=False, image_size=SIZE,
                                      batch_size=16, normalization=None)
     probabilities = np.concatenate([np.asarray(predictor(x)) for x, _ in batches])

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_googlenet.data import crops
-from keras_googlenet.inference import evaluation
+from keras_googlenet.inference import evaluation, metrics, predictors
 from keras_googlenet.data import preprocessing
 
 SIZE = 24
@@ -91,7 +91,7 @@ def test_top_k_metrics_by_hand():
         [0.05, 0.15, 0.2, 0.25, 0.35],  # label 0: last -> not in top-4, in top-5
     ])
     labels = [0, 1, 1, 0]
-    result = evaluation.classification_metrics(probabilities, labels, top_k=(1, 2, 4, 5),
+    result = metrics.classification_metrics(probabilities, labels, top_k=(1, 2, 4, 5),
                                                class_names=list("abcde"))
     assert result["num_examples"] == 4
     assert result["top1_accuracy"] == pytest.approx(1 / 4)
@@ -105,14 +105,14 @@ def test_top_k_metrics_by_hand():
 
 
 def test_top_k_is_capped_at_the_class_count():
-    result = evaluation.classification_metrics([[0.1, 0.9], [0.8, 0.2]], [0, 0], top_k=(1, 5))
+    result = metrics.classification_metrics([[0.1, 0.9], [0.8, 0.2]], [0, 0], top_k=(1, 5))
     assert result["top1_accuracy"] == 0.5
     assert result["top5_accuracy"] == 1.0
 
 
 def test_metrics_reject_bad_labels():
     with pytest.raises(ValueError, match="Labels"):
-        evaluation.classification_metrics([[0.5, 0.5]], [2])
+        metrics.classification_metrics([[0.5, 0.5]], [2])
 
 
 # ---------------------------------------------------------------------------
@@ -130,7 +130,7 @@ def test_constant_model_gives_the_same_result_under_every_crop_set():
         assert row["top1_accuracy"] == pytest.approx(3 / 12)
         assert row["top5_accuracy"] == 1.0
         assert row["per_class_accuracy"] == rows[0]["per_class_accuracy"]
-    predictor = evaluation.load_predictor(model)
+    predictor = predictors.load_predictor(model)
     for n in (1, 10, 144):
         probabilities, labels, _ = evaluation.predict_crops(
             [predictor], image_dataset(4), n, SIZE, verbose=0)
@@ -139,14 +139,14 @@ def test_constant_model_gives_the_same_result_under_every_crop_set():
 
 def test_two_identical_models_equal_one():
     model = tiny_model(seed=3)
-    one = evaluation.predict_crops([evaluation.load_predictor(model)], image_dataset(), 10,
+    one = evaluation.predict_crops([predictors.load_predictor(model)], image_dataset(), 10,
                                    SIZE, verbose=0)[0][0]
     results_one = evaluation.evaluate(model, data=image_dataset(), crops=10, verbose=0)
     results_two = evaluation.evaluate([model, model], data=image_dataset(), crops=10, verbose=0)
     for key in ("top1_accuracy", "top5_accuracy", "per_class_accuracy"):
         assert results_two[key] == results_one[key]
     assert results_two["models"] == 2
-    predictor = evaluation.load_predictor(model)
+    predictor = predictors.load_predictor(model)
     probabilities, _, _ = evaluation.predict_crops([predictor, predictor], image_dataset(), 10,
                                                    SIZE, verbose=0)
     np.testing.assert_allclose(np.mean(probabilities, axis=0), one, rtol=1e-6)
@@ -172,7 +172,7 @@ def test_logits_are_softmaxed_before_averaging():
         expected = _softmax(logits).mean(axis=1)
         wrong = _softmax(logits.mean(axis=1))
         assert np.abs(expected - wrong).max() > 0.02  # the test can tell them apart
-        got, _, _ = evaluation.predict_crops([evaluation.load_predictor(model)],
+        got, _, _ = evaluation.predict_crops([predictors.load_predictor(model)],
                                              gradient_dataset(), n, SIZE, batch_size=3,
                                              verbose=0)
         np.testing.assert_allclose(got[0], expected, rtol=1e-4, atol=1e-6)
@@ -183,19 +183,19 @@ def test_ensemble_averages_probabilities_of_different_models():
     pa = _manual_crop_outputs(a, gradient_dataset(), 10).mean(axis=1)
     pb = _softmax(_manual_crop_outputs(b, gradient_dataset(), 10)).mean(axis=1)
     got, labels, seconds = evaluation.predict_crops(
-        [evaluation.load_predictor(a), evaluation.load_predictor(b)], gradient_dataset(), 10,
+        [predictors.load_predictor(a), predictors.load_predictor(b)], gradient_dataset(), 10,
         SIZE, verbose=0)
     np.testing.assert_allclose(got[0], pa, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got[1], pb, rtol=1e-4, atol=1e-6)
     results = evaluation.evaluate([a, b], data=gradient_dataset(), crops=10, verbose=0)
-    expected = evaluation.classification_metrics((pa + pb) / 2, labels)
+    expected = metrics.classification_metrics((pa + pb) / 2, labels)
     assert results["top1_accuracy"] == expected["top1_accuracy"]
     assert len(seconds) == 2 and all(s > 0 for s in seconds)
 
 
 def test_batch_size_does_not_change_the_result():
     model = tiny_model(seed=4)
-    predictor = evaluation.load_predictor(model)
+    predictor = predictors.load_predictor(model)
     a = evaluation.predict_crops([predictor], image_dataset(5), 144, SIZE, batch_size=1,
                                  verbose=0)[0][0]
     b = evaluation.predict_crops([predictor], image_dataset(5), 144, SIZE, batch_size=4,
@@ -209,7 +209,7 @@ def test_training_model_with_aux_heads_uses_the_main_head():
     main = keras.layers.Dense(CLASSES, activation="softmax", name="predictions")(x)
     aux = keras.layers.Dense(CLASSES, activation="softmax", name="aux1")(x)
     model = keras.Model(inputs, {"predictions": main, "aux1": aux})
-    predictor = evaluation.load_predictor(model)
+    predictor = predictors.load_predictor(model)
     out = predictor(np.full((2, SIZE, SIZE, 3), 100.0, np.float32))
     assert out.shape == (2, CLASSES)
 
@@ -223,7 +223,7 @@ def test_keras_file_reads_normalization_from_config(tmp_path):
     model.save(path)
     (tmp_path / "config.json").write_text(json.dumps({"normalization": "torch"}))
     images = np.random.RandomState(0).uniform(0, 255, (3, SIZE, SIZE, 3)).astype(np.float32)
-    got = evaluation.load_predictor(str(path))(images)
+    got = predictors.load_predictor(str(path))(images)
     expected = model(preprocessing.normalize(images, "torch")).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
 
@@ -233,9 +233,9 @@ def test_keras_googlenet_savedmodel_is_exact(tmp_path):
 
     model = logits_model()  # exported with a softmax on top
     export_dir = export.export_saved_model(model, str(tmp_path / "sm"), normalization="caffe")
-    saved = evaluation.load_predictor(str(tmp_path / "sm"))
+    saved = predictors.load_predictor(str(tmp_path / "sm"))
     assert saved.image_size == SIZE
-    reference = evaluation.load_predictor(model, normalization="caffe")
+    reference = predictors.load_predictor(model, normalization="caffe")
     image, _ = next(iter(gradient_dataset()))
     images = crops.make_crops(image, 10, SIZE)
     expected = reference(images)
@@ -249,10 +249,10 @@ def test_plain_keras_export_savedmodel(tmp_path):
     model = tiny_model(activation="linear", seed=7, scale=5.0)
     model.export(str(tmp_path / "plain"), format="tf_saved_model", verbose=False)
     with pytest.raises(ValueError, match="image_size"):
-        evaluation.load_predictor(str(tmp_path / "plain"))
-    saved = evaluation.load_predictor(str(tmp_path / "plain"), image_size=SIZE,
+        predictors.load_predictor(str(tmp_path / "plain"))
+    saved = predictors.load_predictor(str(tmp_path / "plain"), image_size=SIZE,
                                       normalization="caffe")
-    reference = evaluation.load_predictor(model, normalization="caffe")
+    reference = predictors.load_predictor(model, normalization="caffe")
     images = np.random.RandomState(2).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
     np.testing.assert_allclose(saved(images), reference(images), rtol=1e-5, atol=1e-7)
 
@@ -311,6 +311,6 @@ def test_no_mirror_rows_use_half_the_crops():
     assert [(r["crops"], r["cost"], r["mirror"]) for r in results["results"]] == [
         (1, 1, False), (5, 5, False), (72, 72, False)]
     logits = _manual_crop_outputs(model, gradient_dataset(), 10)[:, :5]
-    got, _, _ = evaluation.predict_crops([evaluation.load_predictor(model)], gradient_dataset(),
+    got, _, _ = evaluation.predict_crops([predictors.load_predictor(model)], gradient_dataset(),
                                          10, SIZE, mirror=False, verbose=0)
     np.testing.assert_allclose(got[0], _softmax(logits).mean(axis=1), rtol=1e-4, atol=1e-6)

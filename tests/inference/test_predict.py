@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_googlenet.serving import export
-from keras_googlenet.inference import predict
+from keras_googlenet.inference import predict, predictors
 import conftest as fx
 
 
@@ -42,7 +42,7 @@ def test_all_sources_agree(setup, capsys):
         assert [path for path, _ in results] == paths
         np.testing.assert_allclose(_scores(results), top, atol=1e-5)
         assert [name for name, _ in results[0][1]] == [str(i) for i in np.argsort(-expected[0], kind="stable")]
-    assert predict.resolve_saved_model_dir(base).endswith("2")  # the highest version
+    assert predictors.resolve_saved_model_dir(base).endswith("2")  # the highest version
 
 
 def test_top_and_errors(setup, tmp_path):

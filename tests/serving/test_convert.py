@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_googlenet.inference.converted import onnx_predict, tflite_predict
 from keras_googlenet.serving import convert
 from keras_googlenet.serving import export
 import conftest as fx
@@ -29,9 +30,9 @@ def test_tflite_float_and_dynamic_range(reference, tmp_path):
     float_path = convert.to_tflite(model, str(tmp_path / "m.tflite"))
     quant_path = convert.to_tflite(model, str(tmp_path / "q.tflite"), quantize="dynamic_range",
                                    select_tf_ops=False)
-    np.testing.assert_allclose(convert.tflite_predict(float_path, batch), expected,
+    np.testing.assert_allclose(tflite_predict(float_path, batch), expected,
                                atol=FLOAT_TOLERANCE)
-    np.testing.assert_allclose(convert.tflite_predict(quant_path, batch), expected,
+    np.testing.assert_allclose(tflite_predict(quant_path, batch), expected,
                                atol=QUANTIZED_TOLERANCE)
     # Builtin ops only (no Flex delegate): LRN is a TFLite builtin.
     ops = convert.tflite_ops(float_path)
@@ -43,7 +44,7 @@ def test_tflite_batch_norm_variant(tmp_path):
     model = fx.small_model(seed=4, batch_norm=True)
     batch = convert.preprocessed_batch([fx.jpeg(seed=42)], fx.IMAGE_SIZE)
     path = convert.to_tflite(model, str(tmp_path / "bn.tflite"))
-    np.testing.assert_allclose(convert.tflite_predict(path, batch),
+    np.testing.assert_allclose(tflite_predict(path, batch),
                                model(batch, training=False).numpy(), atol=FLOAT_TOLERANCE)
 
 
@@ -52,7 +53,7 @@ def test_onnx(reference, tmp_path):
     pytest.importorskip("onnxruntime")
     model, batch, expected = reference
     path = convert.to_onnx(model, str(tmp_path / "m.onnx"))
-    np.testing.assert_allclose(convert.onnx_predict(path, batch), expected, atol=FLOAT_TOLERANCE)
+    np.testing.assert_allclose(onnx_predict(path, batch), expected, atol=FLOAT_TOLERANCE)
 
 
 def test_bad_arguments(tmp_path):
@@ -80,7 +81,7 @@ def test_cli_export_with_conversions(tmp_path):
     assert sorted(p.name for p in (tmp_path / "serving").iterdir()) == ["1"]
     batch = convert.preprocessed_batch([fx.jpeg(seed=43)], fx.IMAGE_SIZE)
     expected = model(batch, training=False).numpy()
-    np.testing.assert_allclose(convert.tflite_predict(written["tflite"], batch), expected,
+    np.testing.assert_allclose(tflite_predict(written["tflite"], batch), expected,
                                atol=FLOAT_TOLERANCE)
-    np.testing.assert_allclose(convert.onnx_predict(written["onnx"], batch), expected,
+    np.testing.assert_allclose(onnx_predict(written["onnx"], batch), expected,
                                atol=FLOAT_TOLERANCE)
