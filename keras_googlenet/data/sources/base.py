@@ -96,6 +96,9 @@ def check_image_file(path, validate="header"):
         if validate == "full":
             preprocessing.decode_image(tf.io.read_file(path))
             return None
+        # PIL rather than the in-graph `image_header`: it reads a few KiB of
+        # each file, where the graph check needs the whole file; that check
+        # runs anyway on every image read (`Source.dataset`).
         from PIL import Image
 
         with Image.open(path) as image:
