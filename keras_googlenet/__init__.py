@@ -17,7 +17,7 @@ _API = {
     "inference_model": "keras_googlenet.models.googlenet",
     "LocalResponseNormalization": "keras_googlenet.models.layers",
     "preprocess_input": "keras_googlenet.data.preprocessing",
-    "decode_predictions": "keras_googlenet.data.imagenet",
+    "decode_predictions": "keras_googlenet.models.imagenet",
     "load_model": "keras_googlenet.inference.loader",
     "evaluate": "keras_googlenet.inference.evaluation",
     "export_saved_model": "keras_googlenet.serving.export",

@@ -88,33 +88,6 @@ def _resized_shape(height, width, shorter):
     return max(int(round(height * shorter / width)), shorter), shorter
 
 
-def _resize_shorter(image, shorter):
-    """Bilinear resize of a float (H, W, 3) tensor so its shorter side is `shorter`."""
-    shape = tf.shape(image)
-    height, width = shape[0], shape[1]
-    h, w = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
-    # The shorter side is set exactly; the longer one rounded, as eval_preprocess.
-    long_h = tf.maximum(tf.cast(tf.round(h * shorter / w), tf.int32), shorter)
-    long_w = tf.maximum(tf.cast(tf.round(w * shorter / h), tf.int32), shorter)
-    portrait = height > width
-    new_h = tf.where(portrait, long_h, shorter)
-    new_w = tf.where(portrait, shorter, long_w)
-    resized = tf.image.resize(image, tf.stack([new_h, new_w]), method="bilinear")
-    return resized, new_h, new_w
-
-
-def _resize_like_eval(image, image_size, crop_fraction):
-    """The resize of `preprocessing.eval_preprocess`, computed the same way, so
-    the 10-crop centre crop is bit-identical to the 1-crop."""
-    resize_to = ten_crop_resize(image_size, crop_fraction)
-    shape = tf.shape(image)
-    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
-    scale = resize_to / tf.minimum(height, width)
-    new_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), image_size)
-    new_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), image_size)
-    return tf.image.resize(image, [new_h, new_w], method="bilinear"), new_h, new_w
-
-
 def _crop(image, top, left, size):
     crop = tf.slice(image, tf.stack([top, left, 0]), [size, size, 3])
     crop.set_shape([size, size, 3])
@@ -162,7 +135,9 @@ def ten_crops(image, image_size, crop_fraction=preprocessing.DEFAULT_CROP_FRACTI
     if not 0.0 < crop_fraction <= 1.0:
         raise ValueError(
             f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={crop_fraction!r}")
-    resized, new_h, new_w = _resize_like_eval(image, image_size, crop_fraction)
+    # The resize of `eval_preprocess`, so that the centre crop is the 1-crop.
+    resized, new_h, new_w = preprocessing.resize_shorter(
+        image, ten_crop_resize(image_size, crop_fraction))
     return _with_mirrors(_corner_and_centre(resized, new_h, new_w, image_size))
 
 
@@ -180,7 +155,7 @@ def paper_crops(image, image_size):
     image = _as_float_image(image)
     crops = []
     for shorter in scales_for(image_size):
-        resized, new_h, new_w = _resize_shorter(image, shorter)
+        resized, new_h, new_w = preprocessing.resize_shorter(image, shorter, exact=True)
         portrait = new_h > new_w
         longer = tf.maximum(new_h, new_w)
         for offset in (tf.zeros([], tf.int32), (longer - shorter) // 2, longer - shorter):

@@ -8,6 +8,7 @@ so the serving signature and the training pipelines refuse such images
 before the decoder allocates anything. They are graph ops: they run eagerly,
 in `tf.data` maps and in an exported SavedModel alike, and never raise on bad
 bytes (a size they cannot read is reported as -1 and left to the decoder).
+`image_format` is the package's one reader of the formats' magic numbers.
 
 A GIF's logical screen (bytes 6..9) says nothing about what is decoded: a
 59 KB file whose screen says 1x1 holds a 9000x9000 frame, and the decoder
@@ -171,6 +172,35 @@ def _jpeg_scan_is_clean(encoded, scan):
     return tf.reduce_all(allowed)
 
 
+def image_format(encoded):
+    """The format of encoded images, from their leading bytes.
+
+    Element-wise on a `tf.string` tensor of any shape: the serving signature
+    sniffs a whole batch at once, `read_header` one image.
+
+    Args:
+        encoded: `tf.string` tensor.
+
+    Returns:
+        A `tf.string` tensor of the same shape: "jpeg", "png", "gif", "bmp",
+        "webp", or "" for none of them.
+    """
+    encoded = tf.convert_to_tensor(encoded, tf.string)
+    # Zero padding makes short strings safe to slice; no signature has a zero byte.
+    head = tf.strings.substr(encoded + b"\x00" * 12, 0, 12)
+
+    def at(start, magic):
+        return tf.strings.substr(head, start, len(magic)) == magic
+
+    is_jpeg = at(0, b"\xff\xd8\xff")
+    is_png = at(0, b"\x89PNG\r\n\x1a\n")
+    is_gif = at(0, b"GIF87a") | at(0, b"GIF89a")
+    is_bmp = at(0, b"BM")
+    is_webp = at(0, b"RIFF") & at(8, b"WEBP")
+    return tf.where(is_jpeg, "jpeg", tf.where(is_png, "png", tf.where(
+        is_gif, "gif", tf.where(is_bmp, "bmp", tf.where(is_webp, "webp", "")))))
+
+
 def read_header(encoded):
     """Height, width and format of one encoded image, from its header.
 
@@ -201,16 +231,12 @@ def _read_sizes(encoded):
         values = head[start:start + size]
         return _big_endian(values) if big else _little_endian(values)
 
-    magic = tf.strings.substr(padded, 0, 16)
-    is_jpeg = tf.strings.substr(magic, 0, 3) == b"\xff\xd8\xff"
-    is_png = tf.logical_and(tf.strings.substr(magic, 0, 8) == b"\x89PNG\r\n\x1a\n",
-                            tf.strings.substr(magic, 12, 4) == b"IHDR")
-    is_gif = tf.logical_or(tf.strings.substr(magic, 0, 6) == b"GIF87a",
-                           tf.strings.substr(magic, 0, 6) == b"GIF89a")
-    is_bmp = tf.strings.substr(magic, 0, 2) == b"BM"
-    is_webp = tf.logical_and(tf.strings.substr(magic, 0, 4) == b"RIFF",
-                             tf.strings.substr(magic, 8, 4) == b"WEBP")
-    webp_chunk = tf.strings.substr(magic, 12, 4)
+    fmt = image_format(encoded)
+    # A PNG's size is in its first chunk, IHDR: without one, no format is read.
+    fmt = tf.where((fmt == "png") & (tf.strings.substr(padded, 12, 4) != b"IHDR"), "", fmt)
+    is_jpeg, is_png, is_gif, is_bmp, is_webp = (
+        fmt == name for name in ("jpeg", "png", "gif", "bmp", "webp"))
+    webp_chunk = tf.strings.substr(padded, 12, 4)
 
     def signed32(value):
         return tf.abs(tf.where(value >= 2**31, value - 2**32, value))  # top-down BMPs are < 0
@@ -253,8 +279,6 @@ def _read_sizes(encoded):
 
     height, width, intact, frames, complete = tf.cond(
         is_jpeg, jpeg, lambda: tf.cond(is_gif, gif, other))
-    fmt = tf.where(is_jpeg, "jpeg", tf.where(is_png, "png", tf.where(
-        is_gif, "gif", tf.where(is_bmp, "bmp", tf.where(is_webp, "webp", "")))))
     return height, width, fmt, intact, frames, complete
 
 

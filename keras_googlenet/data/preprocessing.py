@@ -5,6 +5,7 @@ all call into this module, so the three cannot drift apart (the TF Model
 Garden habit). Pixel values enter as RGB in [0, 255].
 """
 import numbers
+import os
 
 import keras
 import tensorflow as tf
@@ -157,6 +158,43 @@ def check_image_size(image_size):
         )
 
 
+def resize_shorter(image, shorter, exact=False):
+    """Bilinear resize (no antialiasing) of a float `(H, W, C)` image whose
+    shorter side becomes `shorter`, the longer one in proportion.
+
+    The longer side is rounded, and never below `shorter`. Two roundings are
+    kept, each one's results published (exported signatures, crop sets):
+    `exact=False` takes `round(long * float32(shorter / short))`, the
+    evaluation crop's (`eval_preprocess`, the 10 crops); `exact=True` takes
+    `round(long * shorter / short)` in float64, the 144 crops' (and the
+    numbers of `crops.crop_boxes`). They differ by one pixel for a few sizes
+    (e.g. 448x623 to 288).
+
+    Args:
+        image: float `(H, W, C)` tensor.
+        shorter: the new shorter side (int).
+        exact: which rounding of the longer side (see above).
+
+    Returns:
+        `(resized, new_h, new_w)`: the float32 image and its int32 sides.
+    """
+    shape = tf.shape(image)
+    if exact:
+        h, w = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
+        long_h = tf.maximum(tf.cast(tf.round(h * shorter / w), tf.int32), shorter)
+        long_w = tf.maximum(tf.cast(tf.round(w * shorter / h), tf.int32), shorter)
+        portrait = shape[0] > shape[1]
+        new_h = tf.where(portrait, long_h, shorter)
+        new_w = tf.where(portrait, shorter, long_w)
+    else:
+        height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+        scale = shorter / tf.minimum(height, width)
+        new_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), shorter)
+        new_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), shorter)
+    resized = tf.image.resize(image, tf.stack([new_h, new_w]), method="bilinear")
+    return resized, new_h, new_w
+
+
 def eval_preprocess(image, image_size, crop_fraction=DEFAULT_CROP_FRACTION):
     """Resizes the shorter side and takes the central `image_size` square.
 
@@ -180,14 +218,7 @@ def eval_preprocess(image, image_size, crop_fraction=DEFAULT_CROP_FRACTION):
             f"Received: crop_fraction={crop_fraction!r}"
         )
     image = tf.cast(to_rgb_image(image), tf.float32)
-    resize_to = int(round(image_size / crop_fraction))
-    shape = tf.shape(image)
-    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
-    scale = resize_to / tf.minimum(height, width)
-    # max(.., image_size) guards the rounding of very elongated images.
-    new_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), image_size)
-    new_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), image_size)
-    image = tf.image.resize(image, [new_h, new_w], method="bilinear")
+    image, new_h, new_w = resize_shorter(image, int(round(image_size / crop_fraction)))
     top = (new_h - image_size) // 2
     left = (new_w - image_size) // 2
     image = image[top : top + image_size, left : left + image_size, :]
@@ -207,6 +238,42 @@ def eval_preprocess_bytes(encoded, image_size, crop_fraction=DEFAULT_CROP_FRACTI
         A float32 `(image_size, image_size, 3)` tensor with values in [0, 255].
     """
     return eval_preprocess(decode_image(encoded), image_size, crop_fraction)
+
+
+def eval_crops(images, image_size, crop_fraction=DEFAULT_CROP_FRACTION):
+    """Image files and/or encoded images as their evaluation centre crops.
+
+    The one way from files to what a model is evaluated on: each is read,
+    decoded (`decode_image`: its header is checked first) and cropped by
+    `eval_preprocess`.
+
+    Args:
+        images: file paths (str or PathLike) and/or encoded image bytes.
+        image_size: output height and width (int).
+        crop_fraction: fraction of the resized shorter side kept.
+
+    Returns:
+        A float32 `(len(images), image_size, image_size, 3)` tensor with
+        values in [0, 255], not normalised (`normalize` does that).
+
+    Raises:
+        ValueError: "PATH: could not decode the image: REASON" (for bytes,
+            "image N: ..." with N its index), for the first image that
+            cannot be decoded.
+    """
+    crops = []
+    for index, image in enumerate(images):
+        name = f"image {index}"
+        if isinstance(image, (str, os.PathLike)):
+            name = os.fspath(image)
+            with open(image, "rb") as f:
+                image = f.read()
+        try:
+            crops.append(eval_preprocess(tf.constant(image), image_size, crop_fraction))
+        except tf.errors.InvalidArgumentError as error:
+            raise ValueError(
+                f"{name}: could not decode the image: {error.message.strip()}") from None
+    return tf.stack(crops)
 
 
 def normalize(images, mode=DEFAULT_MODE):

@@ -53,25 +53,6 @@ def _file_part(text, width=40):
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")[:width] or "class"
 
 
-def load_crops(paths, image_size, crop_fraction):
-    """Decoded image files as the model's centre crops: float32 `(N, S, S, 3)`
-    in [0, 255] (the evaluation preprocessing, before normalisation)."""
-    import tensorflow as tf
-
-    from keras_googlenet.data import preprocessing
-
-    crops = []
-    for path in paths:
-        with open(path, "rb") as f:
-            data = f.read()
-        try:
-            image = preprocessing.decode_image(tf.constant(data))
-        except tf.errors.InvalidArgumentError as error:
-            raise ValueError(f"{path}: could not decode the image.") from error
-        crops.append(preprocessing.eval_preprocess(image, image_size, crop_fraction).numpy())
-    return np.stack(crops)
-
-
 def explain_images(model, image_paths, top=3, layer=DEFAULT_LAYER,
                    output_dir="explain", normalization="auto", image_size=None,
                    class_names=None, crop_fraction=None, verbose=True):
@@ -95,6 +76,7 @@ def explain_images(model, image_paths, top=3, layer=DEFAULT_LAYER,
         A list of dicts, one per PNG: `image`, `rank`, `class_index`,
         `class_name`, `probability`, `path`.
     """
+    from keras_googlenet.data import preprocessing
     from keras_googlenet.models import contract as contract_lib
 
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
@@ -123,7 +105,7 @@ def explain_images(model, image_paths, top=3, layer=DEFAULT_LAYER,
     scorer = make_scorer(model, layer)
     fixed = tuple(scorer.model.input_shape[1:3])
     size = contract.image_size or (fixed[0] if None not in fixed else 224)
-    crops = load_crops(paths, size, contract.crop_fraction)
+    crops = preprocessing.eval_crops(paths, size, contract.crop_fraction).numpy()
     first = compute(scorer, crops, None, layer, contract.normalization)
     names = list(contract.class_names)
     k = min(top, first.probabilities.shape[1])

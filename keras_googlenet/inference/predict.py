@@ -88,13 +88,8 @@ def _classify(predictor, paths, top, names):
     """Top classes of each image file, centre-cropped as `predictor` says."""
     results = []
     for path in paths:
-        try:
-            image = preprocessing.eval_preprocess(
-                preprocessing.decode_image(tf.constant(_read(path))), predictor.image_size,
-                predictor.crop_fraction)
-        except tf.errors.InvalidArgumentError as error:
-            raise ValueError(f"{path}: could not decode the image: {_reason(error)}") from None
-        results.append((path, _top(predictor(image[None])[0], names, top)))
+        crop = preprocessing.eval_crops([path], predictor.image_size, predictor.crop_fraction)
+        results.append((path, _top(predictor(crop)[0], names, top)))
     return results
 
 

@@ -1,5 +1,5 @@
-"""The model: Table 1 as data, the layers, GoogLeNet, its presets and the
-preprocessing contract a saved model carries.
+"""The model: Table 1 as data, the layers, GoogLeNet, its presets, the
+preprocessing contract a saved model carries and the ImageNet class names.
 
 Nothing here imports TensorFlow: the model builds and runs on any Keras 3
 backend. Names are resolved lazily, so that `keras_googlenet.models.contract`

@@ -15,7 +15,7 @@ import os
 import zipfile
 
 from keras_googlenet import files
-from keras_googlenet.data import imagenet
+from keras_googlenet.models import imagenet
 
 MEMBER = "keras_googlenet.json"
 NORMALIZATIONS = ("caffe", "torch", "tf")  # keras' preprocess_input modes

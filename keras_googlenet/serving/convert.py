@@ -85,15 +85,13 @@ def preprocessed_batch(images, image_size, normalization=preprocessing.DEFAULT_M
 
     Returns:
         A float32 numpy array `(len(images), image_size, image_size, 3)`.
+
+    Raises:
+        ValueError: naming the first image that cannot be decoded
+            (`preprocessing.eval_crops`).
     """
-    crops = []
-    for image in images:
-        if isinstance(image, (str, os.PathLike)):
-            with open(image, "rb") as f:
-                image = f.read()
-        decoded = preprocessing.decode_image(tf.constant(image))
-        crops.append(preprocessing.eval_preprocess(decoded, image_size))
-    return preprocessing.normalize(tf.stack(crops), normalization).numpy()
+    crops = preprocessing.eval_crops(images, image_size)
+    return preprocessing.normalize(crops, normalization).numpy()
 
 
 # ---------------------------------------------------------------------------

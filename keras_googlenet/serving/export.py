@@ -78,9 +78,7 @@ STALE_TEMP_SECONDS = 24 * 3600
 # Concurrent exports racing for the next free version retry this often.
 _MAX_VERSION_ATTEMPTS = 1000
 
-_JPEG_MAGIC = b"\xff\xd8\xff"
 _JPEG_EOI = b"\xff\xd9"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND"
 # Data after the end marker (camera padding) is tolerated within this window.
 _TAIL_WINDOW = 1024
@@ -293,7 +291,6 @@ def check_encoded_images(image_bytes, max_pixels=DEFAULT_MAX_PIXELS):
         An op raising `InvalidArgumentError` naming every bad image.
     """
     length = tf.strings.length(image_bytes)
-    zeros = tf.zeros_like(length)
 
     def substr(start, size):
         start = tf.minimum(start, length)  # Substr rejects a start past the end.
@@ -303,12 +300,8 @@ def check_encoded_images(image_bytes, max_pixels=DEFAULT_MAX_PIXELS):
         tail = substr(tf.maximum(length - _TAIL_WINDOW, 0), _TAIL_WINDOW)
         return tf.strings.split(tail, sep=marker).row_lengths() > 1
 
-    is_jpeg = substr(zeros, 3) == _JPEG_MAGIC
-    is_png = substr(zeros, 8) == _PNG_MAGIC
-    is_gif = tf.logical_or(substr(zeros, 6) == b"GIF87a", substr(zeros, 6) == b"GIF89a")
-    is_bmp = substr(zeros, 2) == b"BM"
-    is_webp = tf.logical_and(substr(zeros, 4) == b"RIFF", substr(zeros + 8, 4) == b"WEBP")
-    known = is_jpeg | is_png | is_gif | is_bmp | is_webp
+    fmt = image_header.image_format(image_bytes)
+    is_jpeg, is_png, known = fmt == "jpeg", fmt == "png", fmt != ""
     problem = tf.where(
         length == 0,
         "empty string (no image bytes)",

@@ -102,8 +102,7 @@ def calibration_images(data=DEFAULT_CALIBRATION_DATA, count=DEFAULT_CALIBRATION_
     try:
         for element in dataset.take(count):
             image = element[0] if isinstance(element, (tuple, list)) else element
-            if image.dtype == tf.string:
-                image = preprocessing.decode_image(image)
+            # Encoded or decoded: `eval_preprocess` decodes bytes itself.
             crops.append(preprocessing.eval_preprocess(image, image_size, crop_fraction))
     except tf.errors.OpError as error:
         reason = " ".join(str(error.message).split())

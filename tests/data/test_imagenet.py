@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet.data.imagenet import class_names
+from keras_googlenet.models.imagenet import class_names
 
 
 def test_decode_predictions_on_one_hot_rows():

@@ -8,6 +8,7 @@ import tensorflow_datasets as tfds
 
 from keras_googlenet.data import preprocessing
 from keras_googlenet.data import sources
+from keras_googlenet.data.sources import embedded
 import conftest as fx
 
 
@@ -31,7 +32,7 @@ def test_embedded_splits_shapes_and_labels():
 
 
 def test_embedded_is_real_digits_disjoint_and_deterministic():
-    images, _, splits = sources._embedded_arrays()
+    images, _, splits = embedded._embedded_arrays()
     assert not set(splits["train"]) & set(splits["validation"])
     assert len(set(splits["train"]) | set(splits["validation"])) == 1797
     first = _items(sources.embedded_source("train"))[:5]

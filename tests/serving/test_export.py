@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from keras_googlenet.models import contract
 from keras_googlenet.serving import export
-from keras_googlenet.data import imagenet
+from keras_googlenet.models import imagenet
 from keras_googlenet.serving import client as serving_client
 import conftest as fx
 

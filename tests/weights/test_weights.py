@@ -546,7 +546,8 @@ def test_converted_torchvision_file_carries_its_preprocessing(torchvision_file, 
     from PIL import Image
 
     from keras_googlenet import cli
-    from keras_googlenet.data import imagenet, preprocessing
+    from keras_googlenet.data import preprocessing
+    from keras_googlenet.models import imagenet
     from keras_googlenet.inference import loader, predict
 
     path, net, _, _ = torchvision_file
