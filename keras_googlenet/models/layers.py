@@ -74,11 +74,9 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
-        # TensorFlow keeps its fused kernel: forward+backward on this 2-core
-        # CPU (benchmarks/lrn.py, batch 32, 56x56x64 / 56x56x192), tf.nn took
-        # 762 / 2978 ms in float32 and 742 / 2021 ms under mixed_bfloat16,
-        # the keras.ops formula 2393 / 8631 and 2440 / 5187 ms: 2.6-3.3x
-        # slower.
+        # TensorFlow keeps its fused kernel: the keras.ops formula is several
+        # times slower forward+backward on CPU (benchmarks/lrn.py; figures in
+        # docs/performance.md).
         lrn = lrn_tf_nn if keras.backend.backend() == "tensorflow" else lrn_keras_ops
         outputs = lrn(x, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha,
                       beta=self.beta)
