@@ -18,10 +18,9 @@ import time
 import numpy as np
 
 # The siblings (harness.py) also when this file is loaded by path.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402  (benchmarks/harness.py: standard library only)
-
-TRAIN_LR = harness.LEARNING_RATE
 
 
 def _child_env(**extra):
@@ -53,7 +52,7 @@ def build_keras(image_size, precision="float32", classes=1000, jit_compile=False
     try:
         model = GoogLeNet(input_shape=(image_size, image_size, 3), classes=classes,
                           aux_classifiers=True, batch_norm=batch_norm, kernel_5x5=kernel_5x5)
-        recipe.compile_model(model, recipe.make_optimizer(TRAIN_LR), jit_compile=jit_compile,
+        recipe.compile_model(model, recipe.make_optimizer(harness.LEARNING_RATE), jit_compile=jit_compile,
                              steps_per_execution=steps_per_execution)
     finally:
         keras.mixed_precision.set_global_policy(previous)
