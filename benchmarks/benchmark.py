@@ -212,7 +212,8 @@ def _summarise(result, samples, batch_sizes, infer_batch, jpeg_names, flops, tfl
             train.setdefault(name, {})[f"batch{b}_{src}_images_per_s"] = _ips(b, times)
     b = max(batch_sizes)
     for name in jpeg_names:
-        mem, e2e = train[name][f"batch{b}_memory_images_per_s"], train[name][f"batch{b}_jpeg_images_per_s"]
+        mem = train[name][f"batch{b}_memory_images_per_s"]
+        e2e = train[name][f"batch{b}_jpeg_images_per_s"]
         train[name][f"batch{b}_jpeg_input_overhead"] = r(1 - e2e / mem, 3)
     result["train"] = train
     inference = result["inference"] = {}

@@ -52,8 +52,8 @@ def build_keras(image_size, precision="float32", classes=1000, jit_compile=False
     try:
         model = GoogLeNet(input_shape=(image_size, image_size, 3), classes=classes,
                           aux_classifiers=True, batch_norm=batch_norm, kernel_5x5=kernel_5x5)
-        recipe.compile_model(model, recipe.make_optimizer(harness.LEARNING_RATE), jit_compile=jit_compile,
-                             steps_per_execution=steps_per_execution)
+        recipe.compile_model(model, recipe.make_optimizer(harness.LEARNING_RATE),
+                             jit_compile=jit_compile, steps_per_execution=steps_per_execution)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     return model

@@ -5,8 +5,8 @@ interleaved run: 224x224, 1000 classes, 2 threads, batch 32 and batch 1.
 
     python benchmarks/int8.py --torch-python /tmp/tvenv/bin/python --json int8.json
 
-torchvision runs in a child process of `--torch-python` (a venv with torch
-and torchvision; the shared venv has no torchvision), driven over a pipe, so
+torchvision runs in `torch_worker.py`, a child process of `--torch-python`
+(a venv with torch and torchvision), driven over a pipe, so
 that its OpenMP threads never share the cores with TensorFlow's pools. Both
 sides calibrate on the same images (smooth random photos-like uint8 crops,
 saved to a .npy file), each with its own normalisation. Weights are random
