@@ -17,9 +17,10 @@ One run measures, with synthetic data already on the device:
   never resets, so mixed_bfloat16 runs first and float32's figure is
   max(float32, mixed_bfloat16) (float32 is the larger).
 
-Each framework runs in its own child process (this script with --only), so
-that JAX's preallocated pool and PyTorch's allocator do not share the GPU;
-the parent prints ONE JSON object. The Keras child sets KERAS_BACKEND=jax
+Each framework runs in its own child process (Keras: this script with
+--only keras; torchvision: `torch_worker.py`, whose `gpu` command measures
+it), so that JAX's preallocated pool and PyTorch's allocator do not share
+the GPU; the parent prints ONE JSON object. The Keras child sets KERAS_BACKEND=jax
 before importing Keras and imports no TensorFlow (checked, reported as
 `tensorflow_imported`): it uses `keras_googlenet.models` and
 `keras_googlenet.train.recipe`, which import none.
@@ -31,38 +32,28 @@ before importing Keras and imports no TensorFlow (checked, reported as
 torchvision parts are reported as skipped when torchvision is not installed.
 A variant that fails reports its error instead of stopping the run.
 """
-import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
-import traceback
 
-AUX_WEIGHT = 0.3
-LEARNING_RATE = 0.01
-MOMENTUM = 0.9
+import harness  # benchmarks/harness.py, beside this file
+from harness import AUX_WEIGHT, LEARNING_RATE, MOMENTUM
+from torch_worker import GPU_VARIANTS  # standard library, numpy and harness at import
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=256,
-                        help="training and inference batch; default: 256")
-    parser.add_argument("--image-size", type=int, default=224,
-                        help="square input size; default: 224")
-    parser.add_argument("--classes", type=int, default=1000,
-                        help="classes of every head; default: 1000")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps per measurement (default 30; 3 with --quick)")
-    parser.add_argument("--warmup", type=int, default=None,
-                        help="untimed steps after compilation (default 5; 1 with --quick)")
+    parser = harness.parser(__doc__)
+    harness.add_flags(parser, batch_size=(256, "training and inference batch"), image_size=224,
+                      classes=1000,
+                      steps=(None, "timed steps per measurement", "30 (3 with --quick)"),
+                      warmup=(None, "untimed steps after compilation", "5 (1 with --quick)"))
     parser.add_argument("--latency-calls", type=int, default=None,
                         help="batch-1 calls timed (default 100; 3 with --quick)")
     parser.add_argument("--only", choices=("keras", "torch"), default=None,
                         help="measure one framework only; default: both")
-    parser.add_argument("--quick", action="store_true",
-                        help="few steps: a smoke test, not a measurement")
+    harness.add_flags(parser, quick=(None, "few steps: a smoke test, not a measurement"))
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = 3 if args.quick else 30
@@ -71,14 +62,6 @@ def parse_args(argv=None):
     if args.latency_calls is None:
         args.latency_calls = 3 if args.quick else 100
     return args
-
-
-def _error():
-    return {"error": traceback.format_exc(limit=4)[-2000:]}
-
-
-def _round(value, digits=1):
-    return None if value is None else round(value, digits)
 
 
 # ---------------------------------------------------------------------------
@@ -115,7 +98,7 @@ def run_keras(args):
             result[precision] = _keras_variant(args, precision, x, y, x1, peak, jax, keras,
                                                functools, googlenet, recipe)
         except Exception:  # noqa: BLE001 - report it, measure the rest
-            result[precision] = _error()
+            result[precision] = harness.error_report()
         keras.backend.clear_session()
     result["tensorflow_imported"] = any(m.split(".")[0] == "tensorflow" for m in sys.modules)
     return result
@@ -164,7 +147,7 @@ def _keras_variant(args, precision, x, y, x1, peak, jax, keras, functools, googl
     start = time.perf_counter()
     tv, ntv, ov, loss = train_step(tv, ntv, ov, x, y)
     loss.block_until_ready()
-    res["train_first_step_s"] = _round(time.perf_counter() - start, 2)
+    res["train_first_step_s"] = harness.rounded(time.perf_counter() - start, 2)
     for _ in range(args.warmup):
         tv, ntv, ov, loss = train_step(tv, ntv, ov, x, y)
     loss.block_until_ready()
@@ -173,13 +156,13 @@ def _keras_variant(args, precision, x, y, x1, peak, jax, keras, functools, googl
         tv, ntv, ov, loss = train_step(tv, ntv, ov, x, y)
     loss.block_until_ready()
     elapsed = time.perf_counter() - start
-    res["train_images_per_s"] = _round(args.batch_size * args.steps / elapsed)
-    res["train_loss"] = _round(float(loss), 4)
+    res["train_images_per_s"] = harness.rounded(args.batch_size * args.steps / elapsed, 1)
+    res["train_loss"] = harness.rounded(float(loss), 4)
     res["train_peak_bytes"] = peak()
 
     start = time.perf_counter()
     infer(tv, ntv, x).block_until_ready()
-    res["infer_first_call_s"] = _round(time.perf_counter() - start, 2)
+    res["infer_first_call_s"] = harness.rounded(time.perf_counter() - start, 2)
     for _ in range(args.warmup):
         out = infer(tv, ntv, x)
     out.block_until_ready()
@@ -187,146 +170,33 @@ def _keras_variant(args, precision, x, y, x1, peak, jax, keras, functools, googl
     for _ in range(args.steps):
         out = infer(tv, ntv, x)
     out.block_until_ready()
-    res["infer_images_per_s"] = _round(args.batch_size * args.steps / (time.perf_counter() - start))
+    res["infer_images_per_s"] = harness.rounded(
+        args.batch_size * args.steps / (time.perf_counter() - start), 1)
     res["infer_peak_bytes"] = peak()
 
     infer(tv, ntv, x1).block_until_ready()
     for _ in range(args.warmup):
         infer(tv, ntv, x1).block_until_ready()
-    times = []
-    for _ in range(args.latency_calls):
-        start = time.perf_counter()
-        infer(tv, ntv, x1).block_until_ready()
-        times.append(time.perf_counter() - start)
-    res["batch1_latency_ms"] = _round(1000 * statistics.median(times), 3)
+    times = harness.timed_calls(lambda: infer(tv, ntv, x1).block_until_ready(), 0,
+                                args.latency_calls)
+    res["batch1_latency_ms"] = harness.rounded(1000 * harness.median(times), 3)
     return res
 
 
 # ---------------------------------------------------------------------------
-# torchvision.
+# torchvision: torch_worker.py's `gpu` command, in a child process.
 # ---------------------------------------------------------------------------
-TORCH_VARIANTS = (
-    ("eager_float32", False, False),
-    ("eager_bf16_autocast", True, False),
-    ("compile_bf16_autocast", True, True),
-)
-
-
 def run_torch(args):
     try:
-        import torch
-        import torchvision
-    except ImportError as e:
-        return {"skipped": f"not installed: {e.name}"}
-    cuda = torch.cuda.is_available()
-    dev = torch.device("cuda" if cuda else "cpu")
-    result = {"device": torch.cuda.get_device_name(0) if cuda else "cpu",
-              "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__}}
-    torch.backends.cudnn.benchmark = True
-    gen = torch.Generator().manual_seed(0)
-    shape = (args.batch_size, 3, args.image_size, args.image_size)
-    x = torch.randn(shape, generator=gen).to(dev).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, args.classes, (args.batch_size,), generator=gen).to(dev)
-    x1 = torch.randn((1, *shape[1:]), generator=gen).to(dev).contiguous(
-        memory_format=torch.channels_last)
-    for name, bf16, compiled in TORCH_VARIANTS:
-        if compiled and not cuda:
-            result[name] = {"skipped": "torch.compile is measured on CUDA only"}
-            continue
+        child = harness.torch_child()
         try:
-            result[name] = _torch_variant(args, torch, torchvision, dev, x, y, x1, bf16, compiled)
-        except Exception:  # noqa: BLE001 - report it, measure the rest
-            result[name] = _error()
-        if cuda:
-            torch.cuda.empty_cache()
-    return result
-
-
-def _torch_variant(args, torch, torchvision, dev, x, y, x1, bf16, compiled):
-    cuda = dev.type == "cuda"
-
-    def sync():
-        if cuda:
-            torch.cuda.synchronize()
-
-    def peak():
-        return torch.cuda.max_memory_allocated() if cuda else None
-
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    model = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True,
-                                         num_classes=args.classes)
-    model = model.to(dev).to(memory_format=torch.channels_last).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-    net = torch.compile(model) if compiled else model
-    ce = torch.nn.functional.cross_entropy
-
-    def autocast():
-        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
-
-    def train_step():
-        with autocast():
-            out = net(x)
-            loss = (ce(out.logits, y) + AUX_WEIGHT * ce(out.aux_logits1, y)
-                    + AUX_WEIGHT * ce(out.aux_logits2, y))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    res = {"params": sum(p.numel() for p in model.parameters())}
-    start = time.perf_counter()
-    loss = train_step()
-    sync()
-    res["train_first_step_s"] = _round(time.perf_counter() - start, 2)
-    for _ in range(args.warmup):
-        train_step()
-    sync()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        loss = train_step()
-    sync()
-    res["train_images_per_s"] = _round(args.batch_size * args.steps / (time.perf_counter() - start))
-    res["train_loss"] = _round(float(loss), 4)
-    res["train_peak_bytes"] = peak()
-
-    model.eval()
-    optimizer.zero_grad(set_to_none=True)
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-
-    def infer(inputs):
-        with torch.inference_mode(), autocast():
-            return net(inputs)
-
-    start = time.perf_counter()
-    infer(x)
-    sync()
-    res["infer_first_call_s"] = _round(time.perf_counter() - start, 2)
-    for _ in range(args.warmup):
-        infer(x)
-    sync()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        infer(x)
-    sync()
-    res["infer_images_per_s"] = _round(args.batch_size * args.steps / (time.perf_counter() - start))
-    res["infer_peak_bytes"] = peak()
-    if compiled:
-        res["batch1_latency_ms"] = None  # a batch-1 call would recompile; eager covers it
-        return res
-    for _ in range(args.warmup + 1):
-        infer(x1)
-    sync()
-    times = []
-    for _ in range(args.latency_calls):
-        start = time.perf_counter()
-        infer(x1)
-        sync()
-        times.append(time.perf_counter() - start)
-    res["batch1_latency_ms"] = _round(1000 * statistics.median(times), 3)
-    return res
+            return child.call("gpu", batch_size=args.batch_size, image_size=args.image_size,
+                              classes=args.classes, steps=args.steps, warmup=args.warmup,
+                              latency_calls=args.latency_calls)
+        finally:
+            child.close()
+    except Exception:  # noqa: BLE001 - report it, measure the rest
+        return harness.error_report()
 
 
 # ---------------------------------------------------------------------------
@@ -349,7 +219,7 @@ def goals(keras_res, torch_res):
         return d
 
     bf16 = get(keras_res, "mixed_bfloat16") or {}
-    torch_train = [get(torch_res, v, "train_images_per_s") for v, _, _ in TORCH_VARIANTS]
+    torch_train = [get(torch_res, v, "train_images_per_s") for v, _, _ in GPU_VARIANTS]
     torch_train = [t for t in torch_train if t]
     compiled = get(torch_res, "compile_bf16_autocast", "infer_images_per_s")
     eager_lat = get(torch_res, "eager_float32", "batch1_latency_ms")
@@ -386,8 +256,8 @@ def main(argv=None):
         return
     start = time.perf_counter()
     keras_res = _child("keras", argv)
-    torch_res = _child("torch", argv)
-    print(json.dumps({
+    torch_res = run_torch(args)
+    harness.emit({
         "benchmark": "benchmarks/gpu.py",
         "command": " ".join(["python", "benchmarks/gpu.py", *argv]),
         "config": {"batch_size": args.batch_size, "image_size": args.image_size,
@@ -400,7 +270,7 @@ def main(argv=None):
         "torchvision": torch_res,
         "goals": goals(keras_res, torch_res),
         "wall_s": round(time.perf_counter() - start, 1),
-    }, indent=1))
+    }, indent=1)
 
 
 if __name__ == "__main__":

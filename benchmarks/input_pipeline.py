@@ -6,14 +6,13 @@ read, fused decode-and-crop, resize, flip, colour distortions, normalise.
 
     python benchmarks/input_pipeline.py [--quick]
 """
-import argparse
-import json
 import os
 import tempfile
 import time
 
 import tensorflow as tf
 
+import harness  # benchmarks/harness.py, beside this file
 from benchmarking import write_jpegs  # benchmarks/benchmarking.py, beside this file
 from keras_googlenet.data import pipeline as data
 from keras_googlenet.data import sources
@@ -34,12 +33,9 @@ def measure(root, image_size, batch_size, warmup_batches, timed_batches):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer files and batches (64 files instead of 256)")
-    parser.add_argument("--image-size", type=int, default=224,
-                        help="crop size; default: 224")
-    parser.add_argument("--batch-size", type=int, default=32, help="default: 32")
+    parser = harness.parser(__doc__)
+    harness.add_flags(parser, quick=(None, "fewer files and batches (64 files instead of 256)"),
+                      image_size=(224, "crop size"), batch_size=32)
     args = parser.parse_args(argv)
     num_files = 64 if args.quick else 256
     warmup, timed = (4, 8) if args.quick else (12, 40)
@@ -62,8 +58,7 @@ def main(argv=None):
         "images_per_s_per_core": round(images_per_s / cores, 1),
         "tensorflow": tf.__version__,
     }
-    print(json.dumps(result, indent=2))
-    return result
+    return harness.emit(result)
 
 
 if __name__ == "__main__":

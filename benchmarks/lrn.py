@@ -11,10 +11,7 @@ dtype, the median milliseconds of each and the ratio keras_ops / tf_nn.
 
     PYTHONPATH=. python benchmarks/lrn.py [--batch-size 32] [--rounds 15]
 """
-import argparse
-import json
 import os
-import statistics
 import time
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -22,6 +19,7 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import harness  # noqa: E402  (benchmarks/harness.py, beside this file)
 from keras_googlenet.models import layers  # noqa: E402
 
 # GoogLeNet's two LRNs at 224x224: after pool1 (56x56x64) and after conv2
@@ -39,14 +37,17 @@ def _step(lrn):
     return step
 
 
+def _seconds(step, x, upstream):
+    start = time.perf_counter()
+    y, dx = step(x, upstream)
+    _ = dx.numpy(), y.numpy()
+    return time.perf_counter() - start
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="batch of the two LRN shapes; default: 32")
-    parser.add_argument("--rounds", type=int, default=15,
-                        help="interleaved rounds; medians are reported; default: 15")
-    parser.add_argument("--warmup", type=int, default=2,
-                        help="untimed calls of each first (tracing); default: 2")
+    parser = harness.parser(__doc__)
+    harness.add_flags(parser, batch_size=(32, "batch of the two LRN shapes"), rounds=15,
+                      warmup=(2, "untimed calls of each first (tracing)"))
     args = parser.parse_args(argv)
     impls = {"tf_nn": _step(layers.lrn_tf_nn), "keras_ops": _step(layers.lrn_keras_ops)}
     rng = np.random.default_rng(0)
@@ -56,15 +57,12 @@ def main(argv=None):
             x = tf.cast(tf.constant(rng.normal(0, 30, (args.batch_size, *shape)), tf.float32),
                         dtype)
             g = tf.cast(tf.constant(rng.normal(0, 1, x.shape), tf.float32), dtype)
-            times = {name: [] for name in impls}
-            for round_ in range(args.warmup + args.rounds):
-                for name, step in impls.items():
-                    start = time.perf_counter()
-                    y, dx = step(x, g)
-                    _ = dx.numpy(), y.numpy()
-                    if round_ >= args.warmup:
-                        times[name].append(time.perf_counter() - start)
-            ms = {name: 1000 * statistics.median(t) for name, t in times.items()}
+            # Warm-up rounds interleaved too, then the timed ones.
+            tasks = [(name, None, lambda step=step: _seconds(step, x, g))
+                     for name, step in impls.items()]
+            harness.interleaved(tasks, args.warmup)
+            times = harness.interleaved(tasks, args.rounds)
+            ms = {name: 1000 * harness.median(t) for name, t in times.items()}
             results.append({
                 "shape": [args.batch_size, *shape],
                 "precision": "float32" if dtype == "float32" else "mixed_bfloat16",
@@ -72,12 +70,12 @@ def main(argv=None):
                 "keras_ops_over_tf_nn": round(ms["keras_ops"] / ms["tf_nn"], 3),
             })
     total = {name: sum(r[f"{name}_ms"] for r in results) for name in impls}
-    print(json.dumps({
+    harness.emit({
         "what": "LRN forward+backward, TensorFlow backend, tf.function, CPU",
         "threads": os.cpu_count(), "tensorflow": tf.__version__, "rounds": args.rounds,
         "results": results,
         "faster_overall": min(total, key=total.get),
-    }, indent=1))
+    }, indent=1)
 
 
 if __name__ == "__main__":

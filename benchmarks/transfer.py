@@ -19,13 +19,14 @@
     python benchmarks/transfer.py --output-dir runs/transfer \\
         --markdown docs/transfer_table.md --plot docs/transfer.png
 """
-import argparse
 import json
 import os
 import sys
 import time
 
 import numpy as np
+
+import harness  # benchmarks/harness.py, beside this file
 
 METHODS = ("scratch", "linear-probe", "head", "full")
 SOURCE_CLASSES = "0,1,2,3,4"
@@ -107,8 +108,7 @@ def plot(results, ks, path, budget):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(__doc__, full=True)
     parser.add_argument("--output-dir", default="runs/transfer",
                         help="runs, results.json and table.md; default: runs/transfer")
     parser.add_argument("--ks", default="5,20,all",
@@ -126,6 +126,7 @@ def main(argv=None):
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                         help="Keras fit verbosity; default: 0")
     args = parser.parse_args(argv)
+    from keras_googlenet import files
     ks = [None if k == "all" else int(k) for k in args.ks.split(",")]
     labels = ["all" if k is None else k for k in ks]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -156,23 +157,18 @@ def main(argv=None):
                                         "top1": top1, "seconds": time.time() - t})
                 print(f"{method:>12} K={label!s:>3} seed={seed}: top-1 {top1:.3f} "
                       f"({time.time() - t:.0f} s)", flush=True)
-                with open(results_path, "w", encoding="utf-8") as f:
-                    json.dump(results, f, indent=2)
+                files.atomic_write(results_path, json.dumps(results, indent=2))  # resumable
     grouped = {m: {str(l): [r["top1"] for r in results["runs"]
                             if r["method"] == m and str(r["k"]) == str(l)] for l in labels}
                for m in METHODS}
     results["budget"] = f"{args.epochs} x {args.steps_per_epoch} steps of 32"
     results["wall_seconds_this_invocation"] = time.time() - started
-    with open(results_path, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
+    files.atomic_write(results_path, json.dumps(results, indent=2))
     if all(grouped[m][str(l)] for m in METHODS for l in labels):
         text = table(grouped, labels)
         print(text)
-        with open(os.path.join(args.output_dir, "table.md"), "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        if args.markdown:
-            with open(args.markdown, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
+        for path in filter(None, (os.path.join(args.output_dir, "table.md"), args.markdown)):
+            files.atomic_write(path, text + "\n")
         if args.plot:
             plot(grouped, labels, args.plot, results["budget"])
     print(f"wall time: {time.time() - started:.0f} s")

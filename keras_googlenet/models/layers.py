@@ -103,8 +103,9 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
-        # TensorFlow keeps its fused kernel: about 3x faster than the formula
-        # (docs/performance.md, LRN).
+        # TensorFlow keeps its fused kernel: the keras.ops formula is several
+        # times slower forward+backward on CPU (benchmarks/lrn.py; figures in
+        # docs/performance.md).
         lrn = lrn_tf_nn if keras.backend.backend() == "tensorflow" else lrn_keras_ops
         outputs = lrn(x, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha,
                       beta=self.beta, axis=self.axis)

@@ -201,9 +201,9 @@ def compile_model(model, optimizer, label_smoothing=0.0,
                   aux_weight=architecture.AUX_LOSS_WEIGHT, jit_compile=None,
                   steps_per_execution=1):
     """Compiles `model` with the paper's loss: main + 0.3 aux1 + 0.3 aux2.
-    `jit_compile=None` XLA-compiles on JAX only: JAX runs op by op otherwise
-    (~5x slower for the first step here), while XLA slowed TensorFlow's CPU
-    training step (0.64x)."""
+    `jit_compile=None` XLA-compiles on JAX only: JAX runs op by op otherwise,
+    much slower, while XLA slowed TensorFlow's CPU training step
+    (docs/performance.md, "Options measured")."""
     if jit_compile is None:
         jit_compile = keras.backend.backend() == "jax"
     loss, loss_weights = losses_and_weights(model, label_smoothing, aux_weight)

@@ -1,7 +1,8 @@
 """Smoke test of the speed benchmark: the figures are produced (not their size).
 
-benchmarks/ is not part of the package: its library is loaded from the file
-under the name its sibling scripts import it by (`benchmarking`).
+benchmarks/ is not part of the package: its modules are loaded from their
+files under the names its sibling scripts import them by (`harness`,
+`benchmarking`).
 """
 import importlib.util
 import math
@@ -23,6 +24,7 @@ def _load(filename, name):
     return module
 
 
+harness = _load("harness.py", "harness")
 benchmarking = _load("benchmarking.py", "benchmarking")
 
 
@@ -64,7 +66,7 @@ def test_quick_benchmark_produces_every_figure(capsys):
 
 
 def test_matmul_peak_and_flops():
-    peak = benchmarking.matmul_peak("float32", n=128, warmup=1, repeats=2)
+    peak = harness.matmul_peak("float32", n=128, warmup=1, repeats=2)
     assert _positive(peak["gflops"]) and peak["gflops_best"] >= peak["gflops"]
     model = benchmarking.build_keras(80, "float32", classes=10)
     assert _positive(benchmarking.forward_flops(model))
@@ -96,3 +98,16 @@ def test_benchmark_children_import_no_tensorflow():
     import keras_googlenet
 
     assert out == [keras_googlenet.__file__, "[]"]
+
+
+def test_torch_worker_imports_no_tensorflow_nor_the_package():
+    # torch_worker.py runs in another Python (--torch-python) that may have
+    # neither: at import it needs the standard library, numpy and harness.
+    code = ("import sys, runpy; "
+            f"sys.path.insert(0, {BENCHMARKS!r}); "
+            f"runpy.run_path({os.path.join(BENCHMARKS, 'torch_worker.py')!r}); "
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('tensorflow', 'keras', 'keras_googlenet', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["[]"]
