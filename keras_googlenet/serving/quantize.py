@@ -28,14 +28,15 @@ between DEQUANTIZE and QUANTIZE; `to_tflite_int8` then converts with
 sidecar (`float_ops`).
 
 Sidecar: every converted file `<file>` gets `<file>.json` (`write_sidecar`),
-plain JSON validated on read (`read_sidecar`): the model's preprocessing
-contract (normalization, image_size, crop_fraction, class_names), the
-output kind (probabilities or logits), the input's name, dtype and, for int8
-files, the quantisation (scale, zero point) of the first int8 tensor, and
-how the file was calibrated. `converted_predictor` runs a `.tflite` or
+its `models.contract.ArtifactInfo`, validated on read
+(`contract.read_sidecar`): the model's preprocessing contract
+(normalization, image_size, crop_fraction, class_names), the output kind
+(probabilities or logits), the input's name, dtype and, for int8 files, the
+quantisation (scale, zero point) of the first int8 tensor, and how the file
+was calibrated. `converted_predictor` runs a `.tflite` or
 `.onnx` file with it as an `evaluation.Predictor`.
 """
-import json
+import dataclasses
 import os
 import tempfile
 
@@ -46,16 +47,12 @@ import tensorflow as tf
 from keras_googlenet import files
 from keras_googlenet.data import preprocessing
 from keras_googlenet.models import contract as contract_lib
+from keras_googlenet.models.contract import read_sidecar, sidecar_path
 from keras_googlenet.serving import convert, export
 
 DEFAULT_CALIBRATION_DATA = "embedded"
 DEFAULT_CALIBRATION_SPLIT = "train"
 DEFAULT_CALIBRATION_IMAGES = 300
-SIDECAR_SUFFIX = ".json"
-SIDECAR_FORMAT = "keras_googlenet.converted/1"
-RUNTIMES = ("tflite", "onnxruntime")
-PRECISIONS = ("float32", "dynamic_range", "int8")
-OUTPUTS = ("probabilities", "logits")
 CONVERTED_EXTENSIONS = (".tflite", ".onnx")
 
 
@@ -334,13 +331,10 @@ def _check_calibration(calibration):
 # ---------------------------------------------------------------------------
 # The sidecar contract.
 # ---------------------------------------------------------------------------
-def sidecar_path(path):
-    return os.fspath(path) + SIDECAR_SUFFIX
-
-
 def write_sidecar(path, contract, runtime, precision, classes, output="probabilities",
                   input_quantization=None, float_ops=(), calibration=None):
-    """Writes `<path>.json`, the contract of a converted file.
+    """Writes `<path>.json`, the contract of a converted file (a
+    `contract.ArtifactInfo`, read back by `contract.read_sidecar`).
 
     Args:
         path: the `.tflite` / `.onnx` file.
@@ -359,83 +353,14 @@ def write_sidecar(path, contract, runtime, precision, classes, output="probabili
         The sidecar's path.
     """
     names = contract_lib.resolve_class_names(contract.class_names, classes)
-    data = {
-        "format": SIDECAR_FORMAT,
-        "file": os.path.basename(os.fspath(path)),
-        "runtime": runtime,
-        "precision": precision,
-        "normalization": contract.normalization,
-        "image_size": contract.image_size,
-        "crop_fraction": contract.crop_fraction,
-        "class_names": list(names),
-        "classes": int(classes),
-        "output": output,
-        "input": {"name": convert.INPUT_NAME, "dtype": "float32", "layout": "NHWC",
-                  "quantization": input_quantization},
-        "float_ops": list(float_ops),
-        "calibration": calibration,
-    }
-    _validate(data, sidecar_path(path))
-    target = sidecar_path(path)
-    files.atomic_write(target, json.dumps(data, indent=2) + "\n")
-    return target
-
-
-def _validate(data, origin):
-    def fail(message):
-        raise ValueError(f"{origin}: invalid converted-model contract: {message}")
-
-    if not isinstance(data, dict):
-        fail("not a JSON object")
-    if data.get("format") != SIDECAR_FORMAT:
-        fail(f"format must be {SIDECAR_FORMAT!r}, got {data.get('format')!r}")
-    for key, choices in (("runtime", RUNTIMES), ("precision", PRECISIONS), ("output", OUTPUTS)):
-        if data.get(key) not in choices:
-            fail(f"{key} must be one of {choices}, got {data.get(key)!r}")
-    classes = data.get("classes")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        fail(f"classes must be a positive int, got {classes!r}")
-    if data.get("image_size") is None:
-        fail("image_size is missing")
-    contract = contract_lib.Contract.from_json(
-        {k: data.get(k) for k in ("normalization", "image_size", "crop_fraction", "class_names")},
-        origin=origin)
-    if len(contract.class_names) != classes:
-        fail(f"{len(contract.class_names)} class names for {classes} classes")
-    info = data.get("input")
-    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
-        fail("input must be an object with a name")
-    quantization = info.get("quantization")
-    if quantization is not None:
-        if (not isinstance(quantization, dict)
-                or not isinstance(quantization.get("scale"), (int, float))
-                or isinstance(quantization.get("zero_point"), bool)
-                or not isinstance(quantization.get("zero_point"), int)):
-            fail("input.quantization must be {scale, zero_point, dtype} or null")
-    float_ops = data.get("float_ops", [])
-    if not isinstance(float_ops, list) or not all(isinstance(o, str) for o in float_ops):
-        fail("float_ops must be a list of op names")
-    return contract
-
-
-def read_sidecar(path):
-    """The validated sidecar of a converted file: `(contract, info)`.
-
-    Raises:
-        FileNotFoundError: no `<path>.json` beside the file.
-        ValueError: not valid JSON, or not a converted-model contract.
-    """
-    target = sidecar_path(path)
-    if not os.path.isfile(target):
-        raise FileNotFoundError(
-            f"{os.fspath(path)!r} has no contract {target!r} beside it: export it with "
-            "`googlenet export --tflite/--onnx/--int8`, which writes one.")
-    try:
-        with open(target, encoding="utf-8") as f:
-            data = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{target}: not valid JSON ({error}).") from None
-    return _validate(data, target), data
+    info = contract_lib.ArtifactInfo(
+        dataclasses.replace(contract, class_names=names, origin=sidecar_path(path)),
+        kind="converted", classes=int(classes), file=os.path.basename(os.fspath(path)),
+        runtime=runtime, precision=precision, output=output,
+        input={"name": convert.INPUT_NAME, "dtype": "float32", "layout": "NHWC",
+               "quantization": input_quantization},
+        float_ops=list(float_ops), calibration=calibration)
+    return contract_lib.write_info(path, info)
 
 
 # ---------------------------------------------------------------------------
