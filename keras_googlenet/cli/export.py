@@ -85,10 +85,9 @@ def _convert(args, model, contract, path, calibration):
     out_dir = args.converted_dir or os.path.join(
         os.path.normpath(args.base_dir) + "_converted", os.path.basename(path))
     os.makedirs(out_dir, exist_ok=True)
-    kwargs = dict(image_size=info["image_size"], use_ema=not args.no_ema)
-    contract = dataclasses.replace(contract, image_size=info["image_size"])
-    sidecar = dict(contract=contract, classes=info["classes"],
-                   output=quantize.output_kind(model))
+    kwargs = dict(image_size=info.contract.image_size, use_ema=not args.no_ema)
+    contract = dataclasses.replace(contract, image_size=info.contract.image_size)
+    sidecar = dict(contract=contract, classes=info.classes, output=export.output_kind(model))
     written = {}
     if args.tflite or args.int8:
         modes = (None, "dynamic_range") if args.tflite else (None,)

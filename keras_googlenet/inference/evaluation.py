@@ -138,14 +138,14 @@ def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_
 
 
 def _saved_model_predictor(path, image_size, normalization, logits, name):
-    from keras_googlenet.serving import export
+    from keras_googlenet.serving import signatures
     from keras_googlenet.inference.predict import resolve_saved_model_dir
 
     export_dir = resolve_saved_model_dir(path)
     loaded = tf.saved_model.load(export_dir)
     name = name or os.path.basename(os.path.normpath(path))
-    info_path = os.path.join(export_dir, export.EXPORT_INFO_FILE)
-    if os.path.isfile(info_path) and export.FLOAT_IMAGE_SIGNATURE in loaded.signatures:
+    info = contract_lib.read_info(export_dir, "saved_model")
+    if info is not None and signatures.FLOAT_IMAGE_SIGNATURE in loaded.signatures:
         # A keras_googlenet export: its `serving_image_float` signature runs
         # eval_preprocess (shorter side to round(S / crop_fraction), centre
         # S x S crop) and the model's own normalisation, then a softmax. A crop
@@ -153,23 +153,21 @@ def _saved_model_predictor(path, image_size, normalization, logits, name):
         # crop_fraction) comes back out exactly: the canvas is already R x R
         # (the bilinear resize to the same size is the identity) and the
         # centre crop is at offset (R - S) // 2.
-        info = export.read_export_info(export_dir)
-        size = int(info["image_size"])
+        size = info.contract.image_size
         if image_size is not None and image_size != size:
             raise ValueError(
                 f"The SavedModel {export_dir!r} takes {size}x{size} crops (fixed at export); "
                 f"image_size={image_size} cannot be applied.")
-        canvas = int(round(size / float(info.get("crop_fraction",
-                                                  preprocessing.DEFAULT_CROP_FRACTION))))
+        canvas = int(round(size / float(info.contract.crop_fraction)))
         offset = (canvas - size) // 2
-        signature = loaded.signatures[export.FLOAT_IMAGE_SIGNATURE]
+        signature = loaded.signatures[signatures.FLOAT_IMAGE_SIGNATURE]
         paddings = [[0, 0], [offset, canvas - size - offset], [offset, canvas - size - offset],
                     [0, 0]]
 
         def fn(images):
-            return signature(**{export.IMAGE_INPUT: tf.pad(images, paddings)})["probabilities"]
+            return signature(**{signatures.IMAGE_INPUT: tf.pad(images, paddings)})["probabilities"]
 
-        return Predictor(name, fn, size, int(info["classes"]), owner=loaded)
+        return Predictor(name, fn, size, info.classes, owner=loaded)
 
     # Any other SavedModel (`model.export()`, `tf.saved_model.save`): a `serve`
     # endpoint (or the one-input `serving_default` signature) on normalised images.

@@ -20,7 +20,7 @@ import tensorflow as tf
 from keras_googlenet.data import preprocessing
 from keras_googlenet.inference import evaluation, loader
 from keras_googlenet.models import contract as contract_lib
-from keras_googlenet.serving import export
+from keras_googlenet.serving import export, signatures, versions
 
 
 def resolve_saved_model_dir(path):
@@ -35,7 +35,7 @@ def resolve_saved_model_dir(path):
     path = os.fspath(path)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return path
-    latest = export.latest_version_dir(path)
+    latest = versions.latest_version_dir(path)
     if latest is None or not os.path.isfile(os.path.join(latest, "saved_model.pb")):
         raise ValueError(
             f"{path!r} is neither a SavedModel directory (no saved_model.pb) nor a "
@@ -64,21 +64,21 @@ def _read(path):
 
 def _predict_saved_model(export_dir, paths, top, image_size):
     if image_size is not None:
-        exported = export.read_export_info(export_dir)["image_size"]
+        exported = export.read_export_info(export_dir).contract.image_size
         if image_size != exported:
             raise ValueError(
                 f"The SavedModel {export_dir!r} crops to {exported}x{exported} (fixed at "
                 f"export); image_size={image_size} cannot be applied."
             )
     loaded = tf.saved_model.load(export_dir)
-    serve = loaded.signatures[export.DEFAULT_SIGNATURE]
+    serve = loaded.signatures[signatures.DEFAULT_SIGNATURE]
     names = contract_lib.read_class_names(
-        os.path.join(export_dir, "assets", export.CLASS_NAMES_ASSET))
+        os.path.join(export_dir, "assets", signatures.CLASS_NAMES_ASSET))
     results = []
     # One request per file, so that a bad file is named in the error.
     for path in paths:
         try:
-            outputs = serve(**{export.BYTES_INPUT: tf.constant([_read(path)])})
+            outputs = serve(**{signatures.BYTES_INPUT: tf.constant([_read(path)])})
         except tf.errors.InvalidArgumentError as error:
             raise ValueError(f"{path}: {_reason(error)}") from None
         results.append((path, _top(outputs["probabilities"].numpy()[0], names, top)))

@@ -48,7 +48,7 @@ from keras_googlenet import files
 from keras_googlenet.data import preprocessing
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.models.contract import read_sidecar, sidecar_path
-from keras_googlenet.serving import convert, export
+from keras_googlenet.serving import convert
 
 DEFAULT_CALIBRATION_DATA = "embedded"
 DEFAULT_CALIBRATION_SPLIT = "train"
@@ -469,9 +469,3 @@ def converted_predictor(path, image_size=None, name=None, num_threads=None):
                                      crop_fraction=contract.crop_fraction, owner=run)
     predictor.class_names = list(contract.class_names)
     return predictor
-
-
-def output_kind(model):
-    """"logits" or "probabilities" for the serving model of `model`."""
-    net, _ = export.serving_model(model)
-    return "logits" if export.output_activation(net) == "linear" else "probabilities"
