@@ -15,8 +15,9 @@ EMA rule: Keras' `model.fit` ends by copying the optimizer's moving averages
 into the weights (`finalize_variable_values`), so a model right after `fit`
 already holds them and re-applying them changes nothing. A model saved or
 exported mid-training (a checkpoint, a custom loop, `train_on_batch`) does
-not: there the averages are taken from `optimizer._model_variables_moving_average`
-and copied into a clone, leaving the caller's model untouched.
+not: there the averages are read with the same public
+`optimizer.finalize_variable_values`, into copies, and go into a clone,
+leaving the caller's model untouched.
 """
 import os
 import tempfile
@@ -35,30 +36,33 @@ from keras_googlenet.serving import signatures, versions
 # The model to serve: inference head, EMA weights.
 # ---------------------------------------------------------------------------
 def _moving_averages(model, optimizer):
-    """{id(variable): EMA variable} for the variables of `model` that the
-    optimizer averages, or {} when it keeps no usable averages."""
+    """{id(variable): its moving average} for the trainable variables of
+    `model` (the model the optimizer trained, auxiliary heads included), or
+    {} when the optimizer keeps no usable averages.
+
+    The averages are written by `optimizer.finalize_variable_values` (what
+    `fit` calls at its end) into copies of the variables, in the order the
+    optimizer was built with (`model.trainable_variables`, as `fit` passes
+    them): the model's own variables are never written.
+    """
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
-    averages = getattr(optimizer, "_model_variables_moving_average", None)
-    if not getattr(optimizer, "use_ema", False) or not averages:
+    if not getattr(optimizer, "use_ema", False) or not getattr(optimizer, "built", False):
         return {}
     # Before the first step the averages are still their zero initial value.
     if int(optimizer.iterations.numpy()) == 0:
         return {}
-    result = {}
-    for variable in model.variables:
-        index = optimizer._trainable_variables_indices.get(optimizer._var_key(variable))
-        # The optimizer keeps its variables alive, so an id match with the
-        # same object is the variable it averaged.
-        if index is not None and optimizer._trainable_variables[index] is variable:
-            if averages[index] is not None:
-                result[id(variable)] = averages[index]
-    if not result:
+    variables = model.trainable_variables
+    copies = [keras.Variable(variable.numpy(), trainable=False) for variable in variables]
+    try:
+        optimizer.finalize_variable_values(copies)
+    except ValueError:  # built on other variables: their number (or shapes) differ
         warnings.warn(
             "The optimizer keeps moving averages (use_ema=True) but of none of "
             "this model's variables; exporting the raw weights.",
             stacklevel=3,
         )
-    return result
+        return {}
+    return {id(variable): copy for variable, copy in zip(variables, copies)}
 
 
 def serving_model(model, use_ema=True, optimizer=None):
@@ -84,7 +88,7 @@ def serving_model(model, use_ema=True, optimizer=None):
         )
     averages = {}
     if use_ema:
-        averages = _moving_averages(single, optimizer or getattr(model, "optimizer", None))
+        averages = _moving_averages(model, optimizer or getattr(model, "optimizer", None))
     if not averages:
         return single, False
     clone = keras.models.clone_model(single)
