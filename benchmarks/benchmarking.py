@@ -136,9 +136,9 @@ def saved_model_predictor(path, crop_size):
     export's evaluation preprocessing (central crop, resize, normalise) too."""
     import tensorflow as tf
 
-    from keras_googlenet.serving import export
+    from keras_googlenet.serving import signatures
 
-    fn = tf.saved_model.load(path).signatures[export.IMAGE_SIGNATURE]
+    fn = tf.saved_model.load(path).signatures[signatures.IMAGE_SIGNATURE]
 
     def predict(images):
         return fn(images=images)["probabilities"].numpy()

@@ -47,6 +47,7 @@ def run(args):
         f"run `KERAS_BACKEND=tensorflow googlenet export --model {args.model} ...`; "
         "a .keras file trained on any backend exports there")
     from keras_googlenet.inference import loader
+    from keras_googlenet.models import averages
     from keras_googlenet.serving import export
 
     model, contract = loader.load_model(
@@ -58,7 +59,7 @@ def run(args):
         # before anything is exported or converted.
         from keras_googlenet.serving import quantize
 
-        net, _ = export.serving_model(model, use_ema=not args.no_ema)
+        net, _ = averages.serving_model(model, use_ema=not args.no_ema)
         size = export.resolve_image_size(net, contract.image_size)
         calibration = quantize.calibration_images(
             args.calibration_data, args.calibration_images, size, contract.normalization,
@@ -79,16 +80,16 @@ def _convert(args, model, contract, path, calibration):
     """The converted files, each with its `<file>.json` contract."""
     import dataclasses
 
+    from keras_googlenet.models import averages
     from keras_googlenet.serving import convert, export, quantize
 
     info = export.read_export_info(path)
     out_dir = args.converted_dir or os.path.join(
         os.path.normpath(args.base_dir) + "_converted", os.path.basename(path))
     os.makedirs(out_dir, exist_ok=True)
-    kwargs = dict(image_size=info["image_size"], use_ema=not args.no_ema)
-    contract = dataclasses.replace(contract, image_size=info["image_size"])
-    sidecar = dict(contract=contract, classes=info["classes"],
-                   output=quantize.output_kind(model))
+    kwargs = dict(image_size=info.contract.image_size, use_ema=not args.no_ema)
+    contract = dataclasses.replace(contract, image_size=info.contract.image_size)
+    sidecar = dict(contract=contract, classes=info.classes, output=averages.output_kind(model))
     written = {}
     if args.tflite or args.int8:
         modes = (None, "dynamic_range") if args.tflite else (None,)

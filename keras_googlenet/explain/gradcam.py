@@ -39,9 +39,9 @@ class GradCam:
 
 def _single_output(model):
     """The model without auxiliary heads (the main output of a training model)."""
-    from keras_googlenet.serving import export
+    from keras_googlenet.models import averages
 
-    net, _ = export.serving_model(model)  # aux heads dropped, EMA weights if any
+    net, _ = averages.serving_model(model)  # aux heads dropped, EMA weights if any
     return net
 
 
@@ -61,7 +61,7 @@ def scorer(model, layer=DEFAULT_LAYER):
     """The `Scorer` of a classifier at `layer` (build once, reuse over calls)."""
     import keras
 
-    from keras_googlenet.serving import export
+    from keras_googlenet.models import averages
 
     if isinstance(model, Scorer):
         if model.layer != layer:
@@ -76,7 +76,7 @@ def scorer(model, layer=DEFAULT_LAYER):
     if len(features.shape) != 4:
         raise ValueError(f"Grad-CAM needs a 4D (N, H, W, C) feature map; layer {layer!r} "
                          f"outputs {tuple(features.shape)}.")
-    output_is_logits = export.output_activation(net) == "linear"
+    output_is_logits = averages.output_activation(net) == "linear"
     if _LOGITS_LAYER in names:
         scores, scores_are_logits = net.get_layer(_LOGITS_LAYER).output, True
     else:

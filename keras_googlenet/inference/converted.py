@@ -1,22 +1,16 @@
-"""Reading and running converted files: `.tflite` / `.onnx` and their sidecars.
+"""Opening and running converted files: `.tflite` / `.onnx`.
 
-Every converted file is opened here (`load_tflite`, `load_onnx`), run here
-(`TFLiteRunner`, `OnnxRunner`, `runner`) and its sidecar `<file>.json` read
-and validated here (`read_sidecar`, `validate_sidecar`). Writing them is
-`keras_googlenet.serving` (`serving.convert`, `serving.quantize`); its
-`write_sidecar` validates with the same `validate_sidecar` before writing.
-`predictors.converted_predictor` makes a `Predictor` of a file and its sidecar.
-
-The sidecar is plain JSON: the model's preprocessing contract
-(normalization, image_size, crop_fraction, class_names), the output kind
-(probabilities or logits), the input's name, dtype and, for int8 files, the
-quantisation (scale, zero point) of the first int8 tensor, the ops left in
-float and how the file was calibrated.
+Every converted file is opened here (`load_tflite`, `load_onnx`: the one
+place that catches the runtimes' errors) and run here (`TFLiteRunner`,
+`OnnxRunner`, `runner`). Its sidecar `<file>.json` (the preprocessing
+contract, output kind, input quantisation, calibration) is read by
+`models.contract.read_sidecar`; writing both is `keras_googlenet.serving`.
+`predictors.converted_predictor` makes a `Predictor` of a file and its
+sidecar.
 
 Of keras_googlenet it imports only `models.contract`: it is a leaf, so
 inference reads what serving writes without importing serving.
 """
-import json
 import os
 import warnings
 from typing import NamedTuple
@@ -27,83 +21,12 @@ import tensorflow as tf
 
 from keras_googlenet.models import contract as contract_lib
 
-SIDECAR_SUFFIX = ".json"
-SIDECAR_FORMAT = "keras_googlenet.converted/1"
-RUNTIMES = ("tflite", "onnxruntime")
-PRECISIONS = ("float32", "dynamic_range", "int8")
-OUTPUTS = ("probabilities", "logits")
 CONVERTED_EXTENSIONS = (".tflite", ".onnx")
 
 
 def is_converted(path):
     """Whether `path` names a converted file (`.tflite` or `.onnx`)."""
     return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(CONVERTED_EXTENSIONS)
-
-
-# ---------------------------------------------------------------------------
-# The sidecar contract.
-# ---------------------------------------------------------------------------
-def sidecar_path(path):
-    return os.fspath(path) + SIDECAR_SUFFIX
-
-
-def validate_sidecar(data, origin):
-    """The `contract.Contract` of a sidecar's parsed JSON `data`; a ValueError
-    naming `origin` when `data` is not a converted-model contract."""
-    def fail(message):
-        raise ValueError(f"{origin}: invalid converted-model contract: {message}")
-
-    if not isinstance(data, dict):
-        fail("not a JSON object")
-    if data.get("format") != SIDECAR_FORMAT:
-        fail(f"format must be {SIDECAR_FORMAT!r}, got {data.get('format')!r}")
-    for key, choices in (("runtime", RUNTIMES), ("precision", PRECISIONS), ("output", OUTPUTS)):
-        if data.get(key) not in choices:
-            fail(f"{key} must be one of {choices}, got {data.get(key)!r}")
-    classes = data.get("classes")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        fail(f"classes must be a positive int, got {classes!r}")
-    if data.get("image_size") is None:
-        fail("image_size is missing")
-    contract = contract_lib.Contract.from_json(
-        {k: data.get(k) for k in ("normalization", "image_size", "crop_fraction", "class_names")},
-        origin=origin)
-    if len(contract.class_names) != classes:
-        fail(f"{len(contract.class_names)} class names for {classes} classes")
-    info = data.get("input")
-    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
-        fail("input must be an object with a name")
-    quantization = info.get("quantization")
-    if quantization is not None:
-        if (not isinstance(quantization, dict)
-                or not isinstance(quantization.get("scale"), (int, float))
-                or isinstance(quantization.get("zero_point"), bool)
-                or not isinstance(quantization.get("zero_point"), int)):
-            fail("input.quantization must be {scale, zero_point, dtype} or null")
-    float_ops = data.get("float_ops", [])
-    if not isinstance(float_ops, list) or not all(isinstance(o, str) for o in float_ops):
-        fail("float_ops must be a list of op names")
-    return contract
-
-
-def read_sidecar(path):
-    """The validated sidecar of a converted file: `(contract, info)`.
-
-    Raises:
-        FileNotFoundError: no `<path>.json` beside the file.
-        ValueError: not valid JSON, or not a converted-model contract.
-    """
-    target = sidecar_path(path)
-    if not os.path.isfile(target):
-        raise FileNotFoundError(
-            f"{os.fspath(path)!r} has no contract {target!r} beside it: export it with "
-            "`googlenet export --tflite/--onnx/--int8`, which writes one.")
-    try:
-        with open(target, encoding="utf-8") as f:
-            data = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{target}: not valid JSON ({error}).") from None
-    return validate_sidecar(data, target), data
 
 
 # ---------------------------------------------------------------------------
@@ -268,7 +191,7 @@ def check_against_model(path, contract, input_shape, output_shape):
     """Raises a ValueError naming `path` when its sidecar's contract disagrees
     with the model: the class names with its output width, the image size
     with its input's height and width (where the model fixes them)."""
-    target = sidecar_path(path)
+    target = contract_lib.sidecar_path(path)
     classes = output_shape[-1]
     if classes is not None and len(contract.class_names) != classes:
         raise ValueError(f"{path}: its contract {target} lists {len(contract.class_names)} "

@@ -19,8 +19,7 @@ import tensorflow as tf
 
 from keras_googlenet.data import preprocessing
 from keras_googlenet.inference import converted, loader, predictors
-from keras_googlenet.models import contract as contract_lib
-from keras_googlenet.serving import export
+from keras_googlenet.models import averages, contract as contract_lib
 
 
 def _top(probabilities, names, top):
@@ -43,21 +42,21 @@ def _read(path):
 
 def _predict_saved_model(export_dir, paths, top, image_size):
     if image_size is not None:
-        exported = export.read_export_info(export_dir)["image_size"]
+        exported = contract_lib.read_info(export_dir, "saved_model").contract.image_size
         if image_size != exported:
             raise ValueError(
                 f"The SavedModel {export_dir!r} crops to {exported}x{exported} (fixed at "
                 f"export); image_size={image_size} cannot be applied."
             )
     loaded = tf.saved_model.load(export_dir)
-    serve = loaded.signatures[export.DEFAULT_SIGNATURE]
+    serve = loaded.signatures[contract_lib.DEFAULT_SIGNATURE]
     names = contract_lib.read_class_names(
-        os.path.join(export_dir, "assets", export.CLASS_NAMES_ASSET))
+        os.path.join(export_dir, "assets", contract_lib.CLASS_NAMES_ASSET))
     results = []
     # One request per file, so that a bad file is named in the error.
     for path in paths:
         try:
-            outputs = serve(**{export.BYTES_INPUT: tf.constant([_read(path)])})
+            outputs = serve(**{contract_lib.BYTES_INPUT: tf.constant([_read(path)])})
         except tf.errors.InvalidArgumentError as error:
             raise ValueError(f"{path}: {_reason(error)}") from None
         results.append((path, _top(outputs["probabilities"].numpy()[0], names, top)))
@@ -66,11 +65,11 @@ def _predict_saved_model(export_dir, paths, top, image_size):
 
 def _predict_keras(model, paths, top, image_size, normalization, class_names,
                    crop_fraction=preprocessing.DEFAULT_CROP_FRACTION):
-    net, _ = export.serving_model(model)  # EMA weights, auxiliary heads dropped
+    net, _ = averages.serving_model(model)  # EMA weights, auxiliary heads dropped
     # `predictors.keras_predictor` runs the model on every backend; any output
     # that is not linear is taken as probabilities, as predict always did.
     predictor = predictors.keras_predictor(
-        net, image_size, normalization, logits=export.output_activation(net) == "linear",
+        net, image_size, normalization, logits=averages.output_activation(net) == "linear",
         crop_fraction=crop_fraction)
     names = contract_lib.resolve_class_names(class_names, predictor.classes)
     return _classify(predictor, paths, top, names)

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from keras_googlenet.data import preprocessing
 from keras_googlenet.inference import converted, loader
-from keras_googlenet.models import contract as contract_lib
+from keras_googlenet.models import averages, contract as contract_lib
 
 AUTO = "auto"
 
@@ -70,7 +70,7 @@ def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_
 
     Args:
         model: a GoogLeNet (training model with auxiliary heads accepted: they
-            are dropped; EMA weights used as by `export.serving_model`) or any
+            are dropped; EMA weights used as by `averages.serving_model`) or any
             single-output Keras classifier.
         image_size: crop side; default the model's input size, or 224.
         normalization: `preprocess_input` mode applied to the crops, or None.
@@ -78,9 +78,7 @@ def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_
             decides from the activation of the "predictions" (else last) layer.
         name: label for tables.
     """
-    from keras_googlenet.serving import export
-
-    net, _ = export.serving_model(model)
+    net, _ = averages.serving_model(model)
     fixed = tuple(net.input_shape[1:3])
     if image_size is None:
         image_size = fixed[0] if None not in fixed else 224
@@ -89,7 +87,7 @@ def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_
         raise ValueError(
             f"The model takes {fixed[0]}x{fixed[1]} inputs but image_size={image_size}.")
     if logits is None:
-        activation = export.output_activation(net)
+        activation = averages.output_activation(net)
         if activation not in ("softmax", "linear"):
             raise ValueError(
                 "Probabilities are averaged: the model must end in softmax or logits "
@@ -117,6 +115,30 @@ def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_
                      crop_fraction=crop_fraction)
 
 
+def existing_versions(base_dir):
+    """The numeric version directories of `base_dir`, sorted ascending.
+
+    Args:
+        base_dir: a TF Serving model base directory (may not exist).
+
+    Returns:
+        A list of ints (empty when `base_dir` does not exist).
+    """
+    if not os.path.isdir(base_dir):
+        return []
+    return sorted(
+        int(name)
+        for name in os.listdir(base_dir)
+        if name.isdigit() and os.path.isdir(os.path.join(base_dir, name))
+    )
+
+
+def latest_version_dir(base_dir):
+    """The path of the highest version in `base_dir`, or None if there is none."""
+    versions = existing_versions(base_dir)
+    return os.path.join(base_dir, str(versions[-1])) if versions else None
+
+
 def resolve_saved_model_dir(path):
     """The SavedModel directory for `path`: itself, or its highest version.
 
@@ -126,12 +148,10 @@ def resolve_saved_model_dir(path):
     Returns:
         The directory holding `saved_model.pb`.
     """
-    from keras_googlenet.serving import export
-
     path = os.fspath(path)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return path
-    latest = export.latest_version_dir(path)
+    latest = latest_version_dir(path)
     if latest is None or not os.path.isfile(os.path.join(latest, "saved_model.pb")):
         raise ValueError(
             f"{path!r} is neither a SavedModel directory (no saved_model.pb) nor a "
@@ -141,13 +161,11 @@ def resolve_saved_model_dir(path):
 
 
 def _saved_model_predictor(path, image_size, normalization, logits, name):
-    from keras_googlenet.serving import export
-
     export_dir = resolve_saved_model_dir(path)
     loaded = tf.saved_model.load(export_dir)
     name = name or os.path.basename(os.path.normpath(path))
-    info_path = os.path.join(export_dir, export.EXPORT_INFO_FILE)
-    if os.path.isfile(info_path) and export.FLOAT_IMAGE_SIGNATURE in loaded.signatures:
+    info = contract_lib.read_info(export_dir, "saved_model")
+    if info is not None and contract_lib.FLOAT_IMAGE_SIGNATURE in loaded.signatures:
         # A keras_googlenet export: its `serving_image_float` signature runs
         # eval_preprocess (shorter side to round(S / crop_fraction), centre
         # S x S crop) and the model's own normalisation, then a softmax. A crop
@@ -155,23 +173,22 @@ def _saved_model_predictor(path, image_size, normalization, logits, name):
         # crop_fraction) comes back out exactly: the canvas is already R x R
         # (the bilinear resize to the same size is the identity) and the
         # centre crop is at offset (R - S) // 2.
-        info = export.read_export_info(export_dir)
-        size = int(info["image_size"])
+        size = info.contract.image_size
         if image_size is not None and image_size != size:
             raise ValueError(
                 f"The SavedModel {export_dir!r} takes {size}x{size} crops (fixed at export); "
                 f"image_size={image_size} cannot be applied.")
-        canvas = int(round(size / float(info.get("crop_fraction",
-                                                  preprocessing.DEFAULT_CROP_FRACTION))))
+        canvas = int(round(size / float(info.contract.crop_fraction)))
         offset = (canvas - size) // 2
-        signature = loaded.signatures[export.FLOAT_IMAGE_SIGNATURE]
+        signature = loaded.signatures[contract_lib.FLOAT_IMAGE_SIGNATURE]
         paddings = [[0, 0], [offset, canvas - size - offset], [offset, canvas - size - offset],
                     [0, 0]]
 
         def fn(images):
-            return signature(**{export.IMAGE_INPUT: tf.pad(images, paddings)})["probabilities"]
+            return signature(**{contract_lib.IMAGE_INPUT: tf.pad(images, paddings)})[
+                "probabilities"]
 
-        return Predictor(name, fn, size, int(info["classes"]), owner=loaded)
+        return Predictor(name, fn, size, info.classes, owner=loaded)
 
     # Any other SavedModel (`model.export()`, `tf.saved_model.save`): a `serve`
     # endpoint (or the one-input `serving_default` signature) on normalised images.
@@ -222,7 +239,7 @@ def converted_predictor(path, image_size=None, name=None, num_threads=None):
     model (`converted.check_against_model`)."""
     path = os.fspath(path)
     converted.require_file(path)
-    contract, info = converted.read_sidecar(path)
+    contract, info = contract_lib.read_sidecar(path)
     if image_size is not None and image_size != contract.image_size:
         raise ValueError(f"{path!r} takes {contract.image_size}x{contract.image_size} crops "
                          f"(fixed at conversion); image_size={image_size} cannot be applied.")

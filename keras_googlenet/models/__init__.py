@@ -11,7 +11,7 @@ _API = {
     "OUTPUT_NAME": "googlenet", "GoogLeNet": "googlenet", "feature_model": "googlenet",
     "has_aux_classifiers": "googlenet", "inference_model": "googlenet",
     "LocalResponseNormalization": "layers",
-    "BVLC_CONFIG": "presets", "TORCHVISION_CONFIG": "presets",
+    "BVLC_CONFIG": "presets", "TORCHVISION_CONFIG": "presets", "WeightSet": "presets",
 }
 __all__ = sorted(_API)
 

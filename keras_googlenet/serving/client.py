@@ -27,9 +27,7 @@ import numpy as np
 import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
 import tensorflow as tf
 
-DEFAULT_SIGNATURE = "serving_default"
-BYTES_INPUT = "image_bytes"
-IMAGE_INPUT = "images"
+from keras_googlenet.serving.signatures import BYTES_INPUT, DEFAULT_SIGNATURE, IMAGE_INPUT
 
 
 class ServingError(RuntimeError):

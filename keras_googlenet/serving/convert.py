@@ -5,7 +5,7 @@ batch of *preprocessed* images (`preprocess_input(eval_preprocess(image))`,
 see `preprocessed_batch`), and return the model's output (softmax
 probabilities). Decoding and cropping stay outside: TFLite and ONNX have no
 portable image decoder, and on-device apps decode with the platform's
-codecs. The weights are those `export.serving_model` picks (auxiliary heads
+codecs. The weights are those `averages.serving_model` picks (auxiliary heads
 dropped, EMA averages when the optimizer keeps them).
 
 - TFLite: Keras model -> temporary SavedModel (Keras `ExportArchive`) ->
@@ -39,6 +39,7 @@ import tensorflow as tf
 from keras_googlenet import files
 from keras_googlenet.data import preprocessing
 from keras_googlenet.inference import converted
+from keras_googlenet.models import averages
 from keras_googlenet.serving import export
 
 QUANTIZE_MODES = (None, "dynamic_range")
@@ -49,7 +50,7 @@ INPUT_NAME = "images"
 def resolve(model, image_size, use_ema, optimizer):
     """The float32 serving model (EMA weights, main output) and its input spec:
     what every converter here converts."""
-    net, _ = export.serving_model(model, use_ema=use_ema, optimizer=optimizer)
+    net, _ = averages.serving_model(model, use_ema=use_ema, optimizer=optimizer)
     net = float32_model(net)
     image_size = export.resolve_image_size(net, image_size)
     spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=INPUT_NAME)
@@ -119,7 +120,7 @@ def to_tflite(model, path, image_size=None, quantize=None, use_ema=True, optimiz
         path: output file (`.tflite`).
         image_size: input size (default: the model's, or 224).
         quantize: None (float32) or "dynamic_range" (int8 weights).
-        use_ema, optimizer: see `export.serving_model`.
+        use_ema, optimizer: see `averages.serving_model`.
         select_tf_ops: False (builtin ops only), True (allow TF ops via the
             Flex delegate) or "auto" (builtins, retrying with TF ops if the
             converter rejects an op; a warning names the error).
@@ -181,7 +182,7 @@ def to_onnx(model, path, image_size=None, use_ema=True, optimizer=None, opset=DE
         model: a GoogLeNet classifier.
         path: output file (`.onnx`).
         image_size: input size (default: the model's, or 224).
-        use_ema, optimizer: see `export.serving_model`.
+        use_ema, optimizer: see `averages.serving_model`.
         opset: ONNX opset.
 
     Returns:

@@ -28,16 +28,15 @@ between DEQUANTIZE and QUANTIZE; `to_tflite_int8` then converts with
 sidecar (`float_ops`).
 
 Sidecar: every converted file `<file>` gets `<file>.json` (`write_sidecar`),
-plain JSON checked before it is written by the validator that reads it
-(`inference.converted.validate_sidecar` / `read_sidecar`): the model's
-preprocessing contract (normalization, image_size, crop_fraction,
-class_names), the output kind (probabilities or logits), the input's name,
-dtype and, for int8 files, the quantisation (scale, zero point) of the first
-int8 tensor, and how the file was calibrated.
-`inference.predictors.converted_predictor` runs a `.tflite` or `.onnx` file
-with it.
+its `models.contract.ArtifactInfo`, written by `contract.write_info` and
+validated on read (`contract.read_sidecar`): the model's preprocessing
+contract (normalization, image_size, crop_fraction, class_names), the
+output kind (probabilities or logits), the input's name, dtype and, for
+int8 files, the quantisation (scale, zero point) of the first int8 tensor,
+and how the file was calibrated. `inference.predictors.converted_predictor`
+runs a `.tflite` or `.onnx` file with it.
 """
-import json
+import dataclasses
 import os
 import tempfile
 
@@ -49,7 +48,8 @@ from keras_googlenet import files
 from keras_googlenet.data import preprocessing
 from keras_googlenet.inference import converted
 from keras_googlenet.models import contract as contract_lib
-from keras_googlenet.serving import convert, export
+from keras_googlenet.models.contract import sidecar_path
+from keras_googlenet.serving import convert
 
 DEFAULT_CALIBRATION_DATA = "embedded"
 DEFAULT_CALIBRATION_SPLIT = "train"
@@ -146,7 +146,7 @@ def to_tflite_int8(model, path, calibration, image_size=None, use_ema=True, opti
         calibration: float32 `(n, S, S, 3)` preprocessed images
             (`calibration_images`).
         image_size: input size (default: the model's, or 224).
-        use_ema, optimizer: see `export.serving_model`.
+        use_ema, optimizer: see `averages.serving_model`.
 
     Returns:
         `(path, float_ops)`: the ops left in float (e.g.
@@ -332,7 +332,8 @@ def _check_calibration(calibration):
 # ---------------------------------------------------------------------------
 def write_sidecar(path, contract, runtime, precision, classes, output="probabilities",
                   input_quantization=None, float_ops=(), calibration=None):
-    """Writes `<path>.json`, the contract of a converted file.
+    """Writes `<path>.json`, the contract of a converted file (a
+    `contract.ArtifactInfo`, read back by `contract.read_sidecar`).
 
     Args:
         path: the `.tflite` / `.onnx` file.
@@ -351,29 +352,11 @@ def write_sidecar(path, contract, runtime, precision, classes, output="probabili
         The sidecar's path.
     """
     names = contract_lib.resolve_class_names(contract.class_names, classes)
-    data = {
-        "format": converted.SIDECAR_FORMAT,
-        "file": os.path.basename(os.fspath(path)),
-        "runtime": runtime,
-        "precision": precision,
-        "normalization": contract.normalization,
-        "image_size": contract.image_size,
-        "crop_fraction": contract.crop_fraction,
-        "class_names": list(names),
-        "classes": int(classes),
-        "output": output,
-        "input": {"name": convert.INPUT_NAME, "dtype": "float32", "layout": "NHWC",
-                  "quantization": input_quantization},
-        "float_ops": list(float_ops),
-        "calibration": calibration,
-    }
-    target = converted.sidecar_path(path)
-    converted.validate_sidecar(data, target)
-    files.atomic_write(target, json.dumps(data, indent=2) + "\n")
-    return target
-
-
-def output_kind(model):
-    """"logits" or "probabilities" for the serving model of `model`."""
-    net, _ = export.serving_model(model)
-    return "logits" if export.output_activation(net) == "linear" else "probabilities"
+    info = contract_lib.ArtifactInfo(
+        dataclasses.replace(contract, class_names=names, origin=sidecar_path(path)),
+        kind="converted", classes=int(classes), file=os.path.basename(os.fspath(path)),
+        runtime=runtime, precision=precision, output=output,
+        input={"name": convert.INPUT_NAME, "dtype": "float32", "layout": "NHWC",
+               "quantization": input_quantization},
+        float_ops=list(float_ops), calibration=calibration)
+    return contract_lib.write_info(path, info)

@@ -31,9 +31,8 @@ downloaded here, so "imagenet" looks for them (see `find_imagenet_file`),
 Command line: `googlenet weights convert SOURCE OUT.weights.h5` (or
 `OUT.keras` for the whole model, e.g. for `googlenet finetune --model`).
 """
-from keras_googlenet.models.presets import (BVLC_CONFIG, ONNX_FILENAMES, ONNX_SHA256,
-                                            ONNX_SHA256_ENV, TORCHVISION_CONFIG,
-                                            TORCHVISION_FILENAME, WEIGHTS_DIR_ENV)
+from keras_googlenet.models.presets import (BVLC, BVLC_CONFIG, TORCHVISION, TORCHVISION_CONFIG,
+                                            WEIGHT_SETS, WEIGHTS_DIR_ENV, WeightSet)
 from keras_googlenet.weights.bvlc_onnx import convert_onnx_bvlc, load_onnx_bvlc
 from keras_googlenet.weights.common import (ConvertedWeights, WeightsMismatchError,
                                             WeightsNotFoundError, conv_layer_names,
@@ -46,8 +45,8 @@ from keras_googlenet.weights.pth_reader import NotAStateDictError, read_state_di
 from keras_googlenet.weights.torchvision import convert_torchvision, load_torchvision
 
 __all__ = [
-    "BVLC_CONFIG", "ONNX_FILENAMES", "ONNX_SHA256", "ONNX_SHA256_ENV", "TORCHVISION_CONFIG",
-    "TORCHVISION_FILENAME", "WEIGHTS_DIR_ENV", "ConvertedWeights", "NotAStateDictError",
+    "BVLC", "BVLC_CONFIG", "TORCHVISION", "TORCHVISION_CONFIG", "WEIGHT_SETS",
+    "WEIGHTS_DIR_ENV", "WeightSet", "ConvertedWeights", "NotAStateDictError",
     "WeightsMismatchError", "WeightsNotFoundError", "check_hash", "conv_layer_names",
     "convert", "convert_file", "convert_onnx_bvlc", "convert_torchvision",
     "dense_layer_names", "describe_config", "find_imagenet_file", "load_converted",

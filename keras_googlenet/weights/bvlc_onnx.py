@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 
-from keras_googlenet.models.presets import BVLC_CONFIG
+from keras_googlenet.models.presets import BVLC
 from keras_googlenet.weights.common import (ConvertedWeights, WeightsMismatchError,
                                             conv_layer_names, dense_layer_names,
                                             load_converted, permute_flatten_rows)
@@ -71,7 +71,7 @@ def convert_onnx_bvlc(path_or_model):
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}
     convs, denses = set(conv_layer_names()), set(dense_layer_names())
-    converted = ConvertedWeights("bvlc", BVLC_CONFIG)
+    converted = ConvertedWeights(BVLC.name, BVLC.config)
 
     def tensor(node, index, role, layer):
         if len(node.input) <= index or node.input[index] not in initializers:

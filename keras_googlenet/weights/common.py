@@ -109,8 +109,8 @@ def load_converted(model, converted, warn_aux=True):
     Raises:
         WeightsMismatchError: naming the first mismatching tensor.
     """
-    source = {"bvlc": "Caffe bvlc_googlenet (ONNX)", "torchvision": "torchvision googlenet"}.get(
-        converted.origin, converted.origin)
+    weight_set = presets.WEIGHT_SETS.get(converted.origin)
+    source = weight_set.label if weight_set else converted.origin
     config = model_config(model)
     wrong = {k: v for k, v in converted.config.items() if k in config and config[k] != v}
     if wrong:
@@ -178,14 +178,12 @@ def save_converted(model, out_path, origin="bvlc"):
     """Saves a model with converted weights: `.weights.h5` (the weights, for
     `GoogLeNet(weights=...)`) or `.keras` (the whole model, e.g. for
     `googlenet finetune --model`), which carries the preprocessing the
-    published weights expect (`presets.NORMALIZATION[origin]`) and, with the
+    published weights expect (`presets.WEIGHT_SETS[origin].contract`) and, with the
     classifier, the ImageNet class names."""
     out_path = os.fspath(out_path)
     if out_path.endswith(".keras"):
-        model_contract = contract.Contract(
-            normalization=presets.NORMALIZATION[origin],
-            image_size=model.input_shape[1],
-            variant=model_config(model))
+        model_contract = presets.WEIGHT_SETS[origin].contract.replace(
+            image_size=model.input_shape[1], variant=model_config(model))
         contract.save_model(model, out_path, model_contract)
     elif out_path.endswith(".weights.h5"):
         model.save_weights(out_path)

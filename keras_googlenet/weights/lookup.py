@@ -4,10 +4,7 @@ import hashlib
 import os
 import warnings
 
-from keras_googlenet.models.presets import (ONNX_FILENAMES, ONNX_SHA256, ONNX_SHA256_ENV,
-                                            ONNX_ZOO_URL, TORCHVISION_CONFIG,
-                                            TORCHVISION_FILENAME, TORCHVISION_SHA256_PREFIX,
-                                            TORCHVISION_URL, WEIGHTS_DIR_ENV)
+from keras_googlenet.models.presets import BVLC, TORCHVISION, TORCHVISION_CONFIG, WEIGHTS_DIR_ENV
 from keras_googlenet.weights.bvlc_onnx import convert_onnx_bvlc, load_onnx_bvlc
 from keras_googlenet.weights.common import (WeightsMismatchError, WeightsNotFoundError,
                                             describe_config, is_aux_layer, load_converted,
@@ -69,19 +66,19 @@ def sha256(path):
 def find_imagenet_file(batch_norm):
     """The published file for a variant, hash-checked, or a FileNotFoundError
     explaining where to get it."""
-    names = (TORCHVISION_FILENAME,) if batch_norm else ONNX_FILENAMES
+    weight_set = TORCHVISION if batch_norm else BVLC
     dirs = weights_dirs()
     for directory in dirs:
-        for name in names:
+        for name in weight_set.filenames:
             path = os.path.join(directory, name)
             if os.path.isfile(path):
                 check_hash(path)
                 return path
     if batch_norm:
-        how = (f"torchvision's googlenet weights: download {TORCHVISION_URL}")
+        how = (f"torchvision's googlenet weights: download {TORCHVISION.url}")
     else:
         how = (f"the ONNX model zoo's bvlc_googlenet: download googlenet-12.onnx (or "
-               f"googlenet-9.onnx, ...) from {ONNX_ZOO_URL}")
+               f"googlenet-9.onnx, ...) from {BVLC.url}")
     raise WeightsNotFoundError(
         f"weights='imagenet' converts {how} -- nothing is downloaded automatically. "
         f"Put the file in one of {dirs} (the first is ${WEIGHTS_DIR_ENV} when set), or "
@@ -91,20 +88,18 @@ def find_imagenet_file(batch_norm):
 
 def check_hash(path):
     """Checks a published file: torchvision by its file-name SHA-256 prefix,
-    ONNX by $KERAS_GOOGLENET_ONNX_SHA256 or `ONNX_SHA256` (warns if neither)."""
+    ONNX by $KERAS_GOOGLENET_ONNX_SHA256 or `BVLC.sha256` (warns if neither)."""
     name = os.path.basename(path)
     digest = sha256(path)
-    if name == TORCHVISION_FILENAME:
-        expected = TORCHVISION_SHA256_PREFIX
-    else:
-        expected = os.environ.get(ONNX_SHA256_ENV) or ONNX_SHA256.get(name)
-        if not expected:
-            warnings.warn(
-                f"No known SHA-256 for {name}; its digest is {digest}. Set "
-                f"{ONNX_SHA256_ENV} to the published value to verify it.",
-                stacklevel=3,
-            )
-            return digest
+    weight_set = TORCHVISION if name in TORCHVISION.filenames else BVLC
+    expected = weight_set.expected_sha256(name)
+    if not expected:
+        warnings.warn(
+            f"No known SHA-256 for {name}; its digest is {digest}. Set "
+            f"{weight_set.sha256_env} to the published value to verify it.",
+            stacklevel=3,
+        )
+        return digest
     if not digest.startswith(expected.lower()):
         raise ValueError(
             f"Hash mismatch for {path}: SHA-256 {digest}, expected {expected}. The file is "

@@ -6,7 +6,7 @@ import re
 import numpy as np
 
 from keras_googlenet.models import architecture
-from keras_googlenet.models.presets import TORCHVISION_CONFIG
+from keras_googlenet.models.presets import TORCHVISION
 from keras_googlenet.weights.common import (ConvertedWeights, WeightsMismatchError,
                                             dense_layer_names, is_aux_layer,
                                             load_converted, permute_flatten_rows)
@@ -41,7 +41,7 @@ def expected_state_dict():
         batch-norm `num_batches_tracked` counters (older torch).
     """
     shapes = {}
-    kernel_5x5 = TORCHVISION_CONFIG["kernel_5x5"]
+    kernel_5x5 = TORCHVISION.config["kernel_5x5"]
 
     def basic_conv(module, cin, cout, kernel):  # torchvision's BasicConv2d
         shapes[f"{module}.conv.weight"] = (cout, cin, kernel, kernel)
@@ -120,7 +120,7 @@ def convert_torchvision(state_dict_or_path, include_aux=False):
         if hasattr(value, "detach"):
             value = value.detach().cpu().numpy()
         arrays[key] = np.asarray(value)
-    converted = ConvertedWeights("torchvision", TORCHVISION_CONFIG)
+    converted = ConvertedWeights(TORCHVISION.name, TORCHVISION.config)
     pending = {}  # keras layer -> {slot: (array, source)}
 
     def put(layer, slot, array, source):

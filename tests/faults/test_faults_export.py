@@ -18,7 +18,7 @@ import tensorflow as tf
 import conftest as fx
 from keras_googlenet import cli, files
 from keras_googlenet.data import pipeline as data
-from keras_googlenet.serving import export
+from keras_googlenet.serving import export, signatures, versions
 from keras_googlenet.data import preprocessing
 from keras_googlenet.data import sources
 
@@ -33,7 +33,7 @@ def serving(model, tmp_path_factory):
     """An in-memory serving module (no SavedModel round trip: fast)."""
     path = tmp_path_factory.mktemp("names") / "names.txt"
     path.write_text("\n".join(map(str, range(fx.CLASSES))) + "\n")
-    return export.GoogLeNetServing(model, str(path), fx.IMAGE_SIZE, "caffe")
+    return signatures.GoogLeNetServing(model, str(path), fx.IMAGE_SIZE, "caffe")
 
 
 def _modes(root):
@@ -83,19 +83,19 @@ def _dead_pid():
 
 
 def _temp_name(pid, suffix):
-    return f"{export.TEMP_PREFIX}{socket.gethostname()}-pid{pid}-{suffix}"
+    return f"{versions.TEMP_PREFIX}{socket.gethostname()}-pid{pid}-{suffix}"
 
 
 def test_stale_temp_dirs_go_live_ones_stay(tmp_path):
     dead = tmp_path / _temp_name(_dead_pid(), "dead")
     live = tmp_path / _temp_name(os.getpid(), "live")
-    old_unowned = tmp_path / f"{export.TEMP_PREFIX}oldformat"
-    new_unowned = tmp_path / f"{export.TEMP_PREFIX}newformat"
+    old_unowned = tmp_path / f"{versions.TEMP_PREFIX}oldformat"
+    new_unowned = tmp_path / f"{versions.TEMP_PREFIX}newformat"
     for path in (dead, live, old_unowned, new_unowned):
         (path / "variables").mkdir(parents=True)
     two_days_ago = time.time() - 2 * 24 * 3600
     os.utime(old_unowned, (two_days_ago, two_days_ago))
-    removed = export.remove_stale_temp_dirs(str(tmp_path))
+    removed = versions.remove_stale_temp_dirs(str(tmp_path))
     assert sorted(removed) == sorted([str(dead), str(old_unowned)])
     assert live.exists() and new_unowned.exists()
 
@@ -108,14 +108,14 @@ def test_racing_export_takes_the_next_free_version(model, tmp_path, monkeypatch)
     (base / "1" / "saved_model.pb").write_bytes(b"the other export")
     stale = base / _temp_name(_dead_pid(), "killed")
     stale.mkdir()
-    real = export.existing_versions
+    real = versions.existing_versions
     calls = []
 
     def stale_view(base_dir):
         calls.append(base_dir)
         return [] if len(calls) == 1 else real(base_dir)  # the first look misses version 1
 
-    monkeypatch.setattr(export, "existing_versions", stale_view)
+    monkeypatch.setattr(versions, "existing_versions", stale_view)
     path = export.export_saved_model(model, base)
     assert path == str(base / "2")
     assert (base / "1" / "saved_model.pb").read_bytes() == b"the other export"

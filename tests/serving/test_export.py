@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_googlenet.models import contract
-from keras_googlenet.serving import export
+from keras_googlenet.models import averages, contract
+from keras_googlenet.serving import export, signatures, versions
 from keras_googlenet.models import imagenet
 from keras_googlenet.serving import client as serving_client
 import conftest as fx
@@ -31,9 +31,10 @@ def exported(tmp_path_factory):
     return model, path, tf.saved_model.load(path)
 
 
-def _serve(loaded, images, signature=export.DEFAULT_SIGNATURE):
+def _serve(loaded, images, signature=signatures.DEFAULT_SIGNATURE):
     function = loaded.signatures[signature]
-    key = export.BYTES_INPUT if signature == export.DEFAULT_SIGNATURE else export.IMAGE_INPUT
+    key = (signatures.BYTES_INPUT if signature == signatures.DEFAULT_SIGNATURE
+           else signatures.IMAGE_INPUT)
     return {k: v.numpy() for k, v in function(**{key: tf.constant(images)}).items()}
 
 
@@ -84,7 +85,7 @@ def test_layout(exported):
     _, path, _ = exported
     assert os.path.basename(path) == "1"
     assert sorted(os.listdir(os.path.dirname(path))) == ["1"]  # no temp dir left
-    with open(os.path.join(path, "assets", export.CLASS_NAMES_ASSET)) as f:
+    with open(os.path.join(path, "assets", signatures.CLASS_NAMES_ASSET)) as f:
         assert f.read() == "ant\nbee\ncat\ndog\neel\n"
     info = export.read_export_info(path)
     assert info["image_size"] == fx.IMAGE_SIZE and info["classes"] == fx.CLASSES
@@ -96,8 +97,8 @@ def test_image_signatures_match_bytes_signature(exported):
     array = fx.random_array(90, 120, seed=3)
     png = fx.encode(array, "PNG")  # lossless: same pixels as `array`
     expected = _serve(loaded, [png])
-    for signature, images in ((export.IMAGE_SIGNATURE, array[None]),
-                              (export.FLOAT_IMAGE_SIGNATURE, array[None].astype(np.float32))):
+    for signature, images in ((signatures.IMAGE_SIGNATURE, array[None]),
+                              (signatures.FLOAT_IMAGE_SIGNATURE, array[None].astype(np.float32))):
         out = _serve(loaded, images, signature)
         np.testing.assert_allclose(out["probabilities"], expected["probabilities"], atol=1e-6)
         np.testing.assert_array_equal(out["labels"], expected["labels"])
@@ -144,8 +145,8 @@ def test_versions_and_no_overwrite(tmp_path):
     assert os.path.basename(export.export_saved_model(model, base)) == "2"
     assert os.path.basename(export.export_saved_model(model, base, version=10)) == "10"
     (base / "notes").mkdir()  # non-numeric entries are not versions
-    assert export.existing_versions(base) == [1, 2, 10]
-    assert export.latest_version_dir(base) == os.path.join(base, "10")
+    assert versions.existing_versions(base) == [1, 2, 10]
+    assert versions.latest_version_dir(base) == os.path.join(base, "10")
     with pytest.raises(FileExistsError, match="Version 2 already exists"):
         export.export_saved_model(model, base, version=2)
     with pytest.raises(ValueError, match="positive integer"):
@@ -200,11 +201,11 @@ def _averaged_copy(model):
 
 def test_ema_weights_exported_without_touching_model(tmp_path):
     model = fx.small_model(size=72, aux_classifiers=True)
-    assert export._moving_averages(model, None) == {}
+    assert averages._moving_averages(model, None) == {}
     _train_with_ema(model)
     before = [w.copy() for w in model.get_weights()]
     images = [fx.jpeg(seed=5)]
-    serving, used = export.serving_model(model)
+    serving, used = averages.serving_model(model)
     assert used and len(serving.outputs) == 1
     # The averages of the training model, auxiliary heads dropped.
     averaged = _averaged_copy(model)
@@ -228,7 +229,7 @@ def test_ema_weights_exported_without_touching_model(tmp_path):
     model.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(
-        fx.reference_probabilities(export.serving_model(reloaded)[0], images), expected, atol=1e-5)
+        fx.reference_probabilities(averages.serving_model(reloaded)[0], images), expected, atol=1e-5)
 
 
 def test_after_fit_weights_already_averaged():
@@ -238,7 +239,7 @@ def test_after_fit_weights_already_averaged():
     x = np.random.default_rng(1).normal(0, 50, (4, fx.IMAGE_SIZE, fx.IMAGE_SIZE, 3))
     model.fit(x.astype(np.float32), np.arange(4) % fx.CLASSES, epochs=2, verbose=0)
     images = [fx.jpeg(seed=6)]
-    serving, used = export.serving_model(model)
+    serving, used = averages.serving_model(model)
     assert used  # applied again, a no-op: fit already copied the averages
     np.testing.assert_allclose(fx.reference_probabilities(serving, images),
                                fx.reference_probabilities(model, images), atol=1e-6)
@@ -266,13 +267,13 @@ def test_bad_arguments(tmp_path):
         export.export_saved_model(model, tmp_path / "m", image_size=224)
     with pytest.raises(ValueError, match="Only classifiers"):
         export.export_saved_model(fx.GoogLeNet(include_top=False), tmp_path / "m")
-    assert export.existing_versions(tmp_path / "m") == []
+    assert versions.existing_versions(tmp_path / "m") == []
 
 
 # ---------------------------------------------------------------------------
 # Bad input.
 # ---------------------------------------------------------------------------
-def _error(loaded, images, signature=export.DEFAULT_SIGNATURE):
+def _error(loaded, images, signature=signatures.DEFAULT_SIGNATURE):
     with pytest.raises(tf.errors.InvalidArgumentError) as info:
         _serve(loaded, images, signature)
     return info.value.message
@@ -326,10 +327,11 @@ def test_undetectable_corruption_fails_in_decoder(exported):
 
 def test_image_signature_bad_input(exported):
     _, _, loaded = exported
-    message = _error(loaded, np.full((1, 8, 8, 3), 300.0, np.float32), export.FLOAT_IMAGE_SIGNATURE)
+    message = _error(loaded, np.full((1, 8, 8, 3), 300.0, np.float32),
+                     signatures.FLOAT_IMAGE_SIGNATURE)
     assert "float images must hold finite values in [0, 255]" in message
     assert "positive height and width" in _error(loaded, np.zeros((1, 0, 5, 3), np.uint8),
-                                                 export.IMAGE_SIGNATURE)
+                                                 signatures.IMAGE_SIGNATURE)
 
 
 def test_max_pixels_refuses_large_images():
@@ -345,7 +347,7 @@ def _in_memory_module(model, **kwargs):
     path = os.path.join(tempfile.mkdtemp(), "names.txt")
     with open(path, "w") as f:
         f.write("\n".join(map(str, range(fx.CLASSES))) + "\n")
-    return export.GoogLeNetServing(model, path, fx.IMAGE_SIZE, "caffe", **kwargs)
+    return signatures.GoogLeNetServing(model, path, fx.IMAGE_SIZE, "caffe", **kwargs)
 
 
 @pytest.mark.slow
@@ -391,7 +393,7 @@ def test_rest_image_signature_body(exported):
     body = {"signature_name": "serving_image", "instances": [array.tolist()]}
     rows = serving_client.parse_rest_response(serving_client.local_rest_predict(loaded, body))
     np.testing.assert_allclose(rows[0]["probabilities"],
-                               _serve(loaded, array[None], export.IMAGE_SIGNATURE)["probabilities"][0],
+                               _serve(loaded, array[None], signatures.IMAGE_SIGNATURE)["probabilities"][0],
                                atol=1e-6)
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from keras_googlenet import cli
 from keras_googlenet.inference import evaluation, predict
-from keras_googlenet.inference.converted import read_sidecar
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.serving import quantize
 import conftest as fx
@@ -61,7 +60,7 @@ def test_int8_files_are_integer_and_carry_their_contract(converted):
     ops = fx.tf.lite.Interpreter(model_path=paths["tflite"])._get_ops_details()
     assert "CONV_2D" in {op["op_name"] for op in ops}
     for path in paths.values():
-        contract, info = read_sidecar(path)
+        contract, info = contract_lib.read_sidecar(path)
         assert contract.image_size == 64 and contract.normalization == "caffe"
         assert contract.class_names[0] == "d0" and info["precision"] == "int8"
         assert info["float_ops"] == []
@@ -84,18 +83,18 @@ def test_sidecar_missing_or_invalid(converted, tmp_path):
     lone = tmp_path / "lone.tflite"
     lone.write_bytes(open(paths["tflite"], "rb").read())
     with pytest.raises(FileNotFoundError, match="no contract"):
-        read_sidecar(str(lone))
+        contract_lib.read_sidecar(str(lone))
     data = json.load(open(paths["tflite"] + ".json"))
     for bad in ({**data, "normalization": "bogus"}, {**data, "classes": 3},
                 {**data, "format": "x"}):
         with open(str(lone) + ".json", "w") as f:
             json.dump(bad, f)
         with pytest.raises(ValueError, match="lone.tflite.json"):
-            read_sidecar(str(lone))
+            contract_lib.read_sidecar(str(lone))
     with open(str(lone) + ".json", "w") as f:
         f.write("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        read_sidecar(str(lone))
+        contract_lib.read_sidecar(str(lone))
 
 
 def test_bad_calibration_data_is_one_clear_line(tmp_path):

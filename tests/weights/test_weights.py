@@ -279,7 +279,7 @@ def test_aux_heads_missing_from_file_warn(bvlc_converted):
 def test_imagenet_resolution_and_hash(bvlc_file, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv(W.WEIGHTS_DIR_ENV, str(tmp_path / "w"))
-    monkeypatch.delenv(W.ONNX_SHA256_ENV, raising=False)
+    monkeypatch.delenv(W.BVLC.sha256_env, raising=False)
     with pytest.raises(W.WeightsNotFoundError, match="googlenet-12.onnx.*onnx/models"):
         W.find_imagenet_file(batch_norm=False)
     with pytest.raises(W.WeightsNotFoundError, match="googlenet-1378be20.pth"):
@@ -293,16 +293,16 @@ def test_imagenet_resolution_and_hash(bvlc_file, tmp_path, monkeypatch):
         digest = hashlib.sha256(f.read()).hexdigest()
     with pytest.warns(UserWarning, match=digest):
         W.find_imagenet_file(batch_norm=False)
-    monkeypatch.setenv(W.ONNX_SHA256_ENV, "0" * 64)
+    monkeypatch.setenv(W.BVLC.sha256_env, "0" * 64)
     with pytest.raises(ValueError, match="Hash mismatch"):
         W.find_imagenet_file(batch_norm=False)
-    monkeypatch.setenv(W.ONNX_SHA256_ENV, digest)
+    monkeypatch.setenv(W.BVLC.sha256_env, digest)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model = kg.GoogLeNet(weights="imagenet")
     _close(model.predict(x, verbose=0), ref["prob_1"])
     # torchvision: the file name's 8 hex digits are the SHA-256 prefix.
-    with open(tmp_path / "w" / W.TORCHVISION_FILENAME, "wb") as f:
+    with open(tmp_path / "w" / W.TORCHVISION.filenames[0], "wb") as f:
         f.write(b"not the published file")
     with pytest.raises(ValueError, match="Hash mismatch.*expected 1378be20"):
         W.find_imagenet_file(batch_norm=True)
