@@ -325,10 +325,10 @@ def GoogLeNet(
         inputs = keras.utils.get_source_inputs(input_tensor)
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
-        # Imported here: keras_googlenet.weights builds GoogLeNet models.
-        from keras_googlenet.weights import lookup
+        # Imported here: the weight readers import the architecture.
+        from keras_googlenet.weights.lookup import load_weights
 
-        lookup.load_weights(model, weights)
+        load_weights(model, weights)
     return model
 
 

@@ -38,7 +38,7 @@ from keras_googlenet.weights.common import (ConvertedWeights, WeightsMismatchErr
                                             WeightsNotFoundError, conv_layer_names,
                                             dense_layer_names, describe_config,
                                             load_converted, model_config, save_converted)
-from keras_googlenet.weights.lookup import (check_hash, convert, convert_file,
+from keras_googlenet.weights.lookup import (check_hash, convert,
                                             find_imagenet_file, load_weights, sha256,
                                             weights_dirs)
 from keras_googlenet.weights.pth_reader import NotAStateDictError, read_state_dict
@@ -53,3 +53,13 @@ __all__ = [
     "load_onnx_bvlc", "load_torchvision", "load_weights", "model_config",
     "read_state_dict", "save_converted", "sha256", "weights_dirs",
 ]
+
+
+def __getattr__(name):
+    # Lazily: weights.convert builds GoogLeNet models, and the builder
+    # imports weights.lookup (GoogLeNet(weights=...)).
+    if name == "convert_file":
+        from keras_googlenet.weights.convert import convert_file
+
+        return convert_file
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,28 +7,8 @@ import warnings
 from keras_googlenet.models.presets import BVLC, TORCHVISION, TORCHVISION_CONFIG, WEIGHTS_DIR_ENV
 from keras_googlenet.weights.bvlc_onnx import convert_onnx_bvlc, load_onnx_bvlc
 from keras_googlenet.weights.common import (WeightsMismatchError, WeightsNotFoundError,
-                                            describe_config, is_aux_layer, load_converted,
-                                            model_config, save_converted)
+                                            describe_config, model_config)
 from keras_googlenet.weights.torchvision import convert_torchvision, load_torchvision
-
-def convert_file(source, out_path, include_top=True, classes=1000, include_aux=False):
-    """Converts a published file to a Keras `.weights.h5` (or `.keras`) for the
-    matching model.
-
-    Returns:
-        `(out_path, config)`: build `GoogLeNet(**config)` to load it.
-    """
-    from keras_googlenet.models.googlenet import GoogLeNet
-
-    converted = convert(source, include_aux=include_aux)
-    config = dict(converted.config, include_top=include_top)
-    if include_top:
-        config["classes"] = classes
-    if include_aux and any(is_aux_layer(name) for name in converted):
-        config["aux_classifiers"] = True
-    model = GoogLeNet(**config)
-    load_converted(model, converted, warn_aux=False)
-    return save_converted(model, out_path, converted.origin), config
 
 
 def convert(source, include_aux=False):
