@@ -10,6 +10,7 @@ import keras
 
 from keras_googlenet.models import architecture
 from keras_googlenet.models.googlenet import OUTPUT_NAME, has_aux_classifiers
+from keras_googlenet.models.losses import SparseCrossentropy
 from keras_googlenet.models.metrics import TopKAccuracy
 from keras_googlenet.train.config import SCHEDULES  # noqa: F401
 
@@ -132,37 +133,6 @@ def make_optimizer(learning_rate, momentum=0.9, weight_decay=2e-4, ema_momentum=
         use_ema=ema_momentum is not None,
         ema_momentum=ema_momentum if ema_momentum is not None else 0.99,
     )
-
-
-@keras.saving.register_keras_serializable(package="keras_googlenet")
-class SparseCrossentropy(keras.losses.Loss):
-    """Sparse categorical cross-entropy with label smoothing.
-
-    Keras' `SparseCategoricalCrossentropy` has no label smoothing, and
-    one-hot labels in the pipeline would tie the data to the class count.
-    """
-
-    def __init__(self, num_classes, label_smoothing=0.0, from_logits=False,
-                 name="sparse_crossentropy", reduction="sum_over_batch_size", dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.num_classes = int(num_classes)
-        self.label_smoothing = float(label_smoothing)
-        self.from_logits = bool(from_logits)
-
-    def call(self, y_true, y_pred):
-        y_true = keras.ops.one_hot(
-            keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), self.num_classes,
-            dtype=y_pred.dtype,
-        )
-        return keras.losses.categorical_crossentropy(
-            y_true, y_pred, from_logits=self.from_logits, label_smoothing=self.label_smoothing
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(num_classes=self.num_classes, label_smoothing=self.label_smoothing,
-                      from_logits=self.from_logits)
-        return config
 
 
 def _from_logits(model):

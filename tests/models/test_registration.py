@@ -62,3 +62,13 @@ def test_keras_alone_cannot_place_our_layer(files, tmp_path):
     process = _load("tensorflow", "import keras", path, x, tmp_path / "y.npy")
     assert process.returncode != 0
     assert "Could not locate class 'LocalResponseNormalization'" in process.stderr
+
+
+@pytest.mark.parametrize("module", ["keras_googlenet.models.googlenet",
+                                    "keras_googlenet.weights.convert",
+                                    "keras_googlenet.train.recipe"])
+def test_registering_inside_keras_import_reenters_nothing(module):
+    # The registration runs inside the first `import keras`, which one of
+    # our modules may be in the middle of: it must import none of them.
+    process = fx.run_under("tensorflow", ["-c", f"import {module}; print('RESULT {{}}')"])
+    fx.result_of(process)
