@@ -56,10 +56,10 @@ __all__ = [
 
 
 def __getattr__(name):
-    # Lazily: weights.convert builds GoogLeNet models, and the builder
+    # Lazily: weights.keras_file builds GoogLeNet models, and the builder
     # imports weights.lookup (GoogLeNet(weights=...)).
     if name == "convert_file":
-        from keras_googlenet.weights.convert import convert_file
+        from keras_googlenet.weights.keras_file import convert_file
 
         return convert_file
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

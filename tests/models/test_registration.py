@@ -65,7 +65,7 @@ def test_keras_alone_cannot_place_our_layer(files, tmp_path):
 
 
 @pytest.mark.parametrize("module", ["keras_googlenet.models.googlenet",
-                                    "keras_googlenet.weights.convert",
+                                    "keras_googlenet.weights.keras_file",
                                     "keras_googlenet.train.recipe"])
 def test_registering_inside_keras_import_reenters_nothing(module):
     # The registration runs inside the first `import keras`, which one of
