@@ -16,7 +16,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["keras_googlenet", "keras_googlenet.*"]),
-    package_data={"keras_googlenet": ["models/resources/*.json", "configs/*.json"]},
+    package_data={"keras_googlenet": ["models/resources/*.json", "recipes/*.json"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3",

@@ -19,7 +19,7 @@ install, editable or not) or importable.
 Definitions (docs/performance.md has the figures):
 - training throughput: images per second of `model.fit` steps with the
   auxiliary heads and the full loss (1.0 main + 0.3 + 0.3 aux), SGD with
-  momentum, weight decay and Polyak averaging (`recipe.compile_model`),
+  momentum, weight decay and Polyak averaging (`objective.compile_model`),
   from a batch held in memory, or end to end from JPEG files through
   `data.build_dataset(training=True)`. input overhead = 1 - memory/jpeg step
   time ratio (the share of an end-to-end step spent waiting for input).

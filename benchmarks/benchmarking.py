@@ -44,7 +44,7 @@ def build_keras(image_size, precision="float32", classes=1000, jit_compile=False
     import keras
 
     from keras_googlenet.train import distribute
-    from keras_googlenet.train import recipe
+    from keras_googlenet.models import objective
     from keras_googlenet.models.googlenet import GoogLeNet
 
     previous = keras.mixed_precision.global_policy().name
@@ -52,7 +52,7 @@ def build_keras(image_size, precision="float32", classes=1000, jit_compile=False
     try:
         model = GoogLeNet(input_shape=(image_size, image_size, 3), classes=classes,
                           aux_classifiers=True, batch_norm=batch_norm, kernel_5x5=kernel_5x5)
-        recipe.compile_model(model, recipe.make_optimizer(harness.LEARNING_RATE),
+        objective.compile_model(model, objective.make_optimizer(harness.LEARNING_RATE),
                              jit_compile=jit_compile, steps_per_execution=steps_per_execution)
     finally:
         keras.mixed_precision.set_global_policy(previous)

@@ -3,7 +3,7 @@
 One run measures, with synthetic data already on the device:
 
 * keras_jax: our training model (`GoogLeNet(aux_classifiers=True)`, the full
-  loss: 1.0 main + 0.3 per auxiliary head, `train.recipe`'s losses, SGD with
+  loss: 1.0 main + 0.3 per auxiliary head, `models.objective`'s losses, SGD with
   momentum 0.9) in float32 and mixed_bfloat16: training images/s (a jitted
   step of `model.stateless_call` + `optimizer.stateless_apply`, buffers
   donated: the step `model.fit` runs, without metrics), inference images/s
@@ -23,7 +23,7 @@ it), so that JAX's preallocated pool and PyTorch's allocator do not share
 the GPU; the parent prints ONE JSON object. The Keras child sets KERAS_BACKEND=jax
 before importing Keras and imports no TensorFlow (checked, reported as
 `tensorflow_imported`): it uses `keras_googlenet.models` and
-`keras_googlenet.train.recipe`, which import none.
+`keras_googlenet.models.objective`, which import none.
 
     python benchmarks/gpu.py                    # 224x224, batch 256, the H200 run
     JAX_PLATFORMS=cpu python benchmarks/gpu.py --quick --image-size 65 \\
@@ -76,7 +76,7 @@ def run_keras(args):
     import numpy as np
 
     from keras_googlenet.models import googlenet
-    from keras_googlenet.train import recipe
+    from keras_googlenet.models import objective
 
     assert keras.backend.backend() == "jax", keras.backend.backend()
     device = jax.devices()[0]
@@ -96,7 +96,7 @@ def run_keras(args):
     for precision in ("mixed_bfloat16", "float32"):
         try:
             result[precision] = _keras_variant(args, precision, x, y, x1, peak, jax, keras,
-                                               functools, googlenet, recipe)
+                                               functools, googlenet, objective)
         except Exception:  # noqa: BLE001 - report it, measure the rest
             result[precision] = harness.error_report()
         keras.backend.clear_session()
@@ -104,15 +104,15 @@ def run_keras(args):
     return result
 
 
-def _keras_variant(args, precision, x, y, x1, peak, jax, keras, functools, googlenet, recipe):
+def _keras_variant(args, precision, x, y, x1, peak, jax, keras, functools, googlenet, objective):
     keras.mixed_precision.set_global_policy(precision)
     try:
         model = googlenet.GoogLeNet(
             input_shape=(args.image_size, args.image_size, 3), classes=args.classes,
             aux_classifiers=True, classifier_activation=None)
-        losses, weights = recipe.losses_and_weights(model, aux_weight=AUX_WEIGHT)
+        losses, weights = objective.losses_and_weights(model, aux_weight=AUX_WEIGHT)
         # Plain SGD with momentum, as torchvision's side (no EMA, no decay).
-        optimizer = recipe.make_optimizer(LEARNING_RATE, momentum=MOMENTUM, weight_decay=0,
+        optimizer = objective.make_optimizer(LEARNING_RATE, momentum=MOMENTUM, weight_decay=0,
                                           ema_momentum=None)
         optimizer.build(model.trainable_variables)
     finally:

@@ -54,7 +54,7 @@ def add_arguments(parser):
     recipes = _recipe_defaults()
     for field in dataclasses.fields(config_lib.TrainConfig):
         name = field.name.replace("_", "-")
-        flag = "--config" if field.name == "recipe" else f"--{name}"
+        flag = f"--{name}"
         help_text = field.metadata["help"]
         default = _default_text(field, recipes)
         if default and "default:" not in help_text.lower():
@@ -71,6 +71,9 @@ def add_arguments(parser):
                             type=functools.partial(_flag_value, field.name),
                             choices=choices, help=help_text,
                             metavar="{" + ",".join(map(str, choices)) + "}" if choices else None)
+    # The flag's earlier name, still read (scripts and notes use it).
+    parser.add_argument("--config", dest="recipe", default=None,
+                        type=functools.partial(_flag_value, "recipe"), help=argparse.SUPPRESS)
     parser.epilog = ("Each on/off flag FLAG has its --no-FLAG (e.g. --no-aux-classifiers, "
                      "--no-flip).")
 

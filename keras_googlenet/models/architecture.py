@@ -41,6 +41,11 @@ AUX_CONV_FILTERS = 128
 AUX_FC_UNITS = 1024
 AUX_LOSS_WEIGHT = 0.3
 
+# Learning-rate schedules (`models.schedules`): the paper's (section 6,
+# x0.96 every 8 epochs) and two common ones. Here, where nothing imports
+# Keras, because the flags offer them as choices.
+SCHEDULES = ("paper", "cosine", "constant")
+
 # Caffe bvlc_googlenet LRN: local_size 5, alpha 1e-4, beta 0.75, k 1, with
 # alpha divided by local_size; in TensorFlow's terms (radius, alpha per term):
 LRN_DEPTH_RADIUS = 2

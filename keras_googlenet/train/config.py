@@ -3,7 +3,7 @@
 `TrainConfig` fields are the command-line flags (`--learning-rate` for
 `learning_rate`), with their help as field metadata, and the keys of the
 recipe files. Unset values come from a named recipe, a JSON file of
-`keras_googlenet/configs/` (`--config paper_imagenet`, `--config
+`keras_googlenet/recipes/` (`--recipe paper_imagenet`, `--recipe
 embedded_digits`) or a user's JSON file; explicit flags always win. Nothing
 here imports TensorFlow: `googlenet train --help` reads this module.
 """
@@ -18,8 +18,8 @@ from keras_googlenet import checks
 from keras_googlenet.backends import BACKENDS
 from keras_googlenet.data.subsets import parse_classes
 from keras_googlenet.models import contract
+from keras_googlenet.models.architecture import SCHEDULES
 
-SCHEDULES = ("paper", "cosine", "constant")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu", "data_parallel")
 # The tf.distribute strategies: TensorFlow backend only. data_parallel is
 # keras.distribution.DataParallel: JAX backend only.
@@ -253,18 +253,18 @@ def coerce(name, value):
 
 
 def default_recipe(data):
-    """The recipe used when --config is not given."""
+    """The recipe used when --recipe is not given."""
     return RECIPE_WITH_DATA if data else RECIPE_WITHOUT_DATA
 
 
 def recipe_file(name_or_path):
-    """The JSON file of a recipe name (`configs/NAME.json`) or path."""
+    """The JSON file of a recipe name (`recipes/NAME.json`) or path."""
     text = os.fspath(name_or_path)
     if text in RECIPES:
-        return str(importlib.resources.files("keras_googlenet.configs").joinpath(f"{text}.json"))
+        return str(importlib.resources.files("keras_googlenet.recipes").joinpath(f"{text}.json"))
     if not (text.endswith(".json") or os.sep in text):
         raise ValueError(f"Unknown recipe. Expected one of {RECIPES} or a path to a JSON file. "
-                         f"Received: --config={text!r}")
+                         f"Received: --recipe={text!r}")
     return text
 
 
@@ -275,7 +275,7 @@ def load_config_file(path):
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
     except FileNotFoundError:
-        raise ValueError(f"Config file not found. Received: --config={path!r}") from None
+        raise ValueError(f"Config file not found. Received: --recipe={path!r}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"Config file {path!r} is not valid JSON: {e}") from None
     if not isinstance(raw, dict):

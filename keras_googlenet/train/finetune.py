@@ -24,7 +24,7 @@ import numpy as np
 from keras_googlenet import checks, files
 from keras_googlenet.inference import loader
 from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
-from keras_googlenet.train import recipe
+from keras_googlenet.models import objective
 
 BACKBONE_OUTPUT = "pool5_7x7_s1"
 GLOBAL_CLIPNORM = 5.0
@@ -157,12 +157,12 @@ def finetune(model, train_data, val_data=None, head_epochs=2, epochs=4, head_lea
             continue
         set_backbone_trainable(model, trainable)
         # Re-compiling after changing `trainable` is what makes it take effect.
-        optimizer = recipe.make_optimizer(lr, weight_decay=0, ema_momentum=None)
+        optimizer = objective.make_optimizer(lr, weight_decay=0, ema_momentum=None)
         # A loose clip of the gradients' global norm: it seldom acts, but a
         # confident head meeting augmented views (or weak pretrained
         # features) can otherwise blow the unfrozen backbone up to NaN.
         optimizer.global_clipnorm = GLOBAL_CLIPNORM
-        recipe.compile_model(model, optimizer)
+        objective.compile_model(model, optimizer)
         h = model.fit(train_data, validation_data=val_data, epochs=done + n, initial_epoch=done,
                       steps_per_epoch=steps_per_epoch, verbose=verbose,
                       callbacks=[StopOnNonFinite(phase, lr), *(callbacks or [])])

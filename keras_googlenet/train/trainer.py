@@ -22,7 +22,7 @@ from keras_googlenet.train import config as config_lib
 from keras_googlenet.train import custom_loop
 from keras_googlenet.data import pipeline as data
 from keras_googlenet.train import distribute
-from keras_googlenet.train import recipe
+from keras_googlenet.models import objective, schedules
 from keras_googlenet.data import sources
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.models.googlenet import GoogLeNet, inference_model
@@ -146,16 +146,16 @@ def build_model(config, num_classes):
 
 
 def compile_for(model, config, steps_per_epoch):
-    schedule = recipe.learning_rate_schedule(
+    schedule = schedules.learning_rate_schedule(
         config.learning_rate, steps_per_epoch, config.epochs, config.schedule,
         decay_rate=config.decay_rate, decay_epochs=config.decay_epochs,
         warmup_epochs=config.warmup_epochs,
     )
-    optimizer = recipe.make_optimizer(
+    optimizer = objective.make_optimizer(
         schedule, momentum=config.momentum, weight_decay=config.weight_decay,
         ema_momentum=config.ema_momentum or None,
     )
-    return recipe.compile_model(model, optimizer, label_smoothing=config.label_smoothing,
+    return objective.compile_model(model, optimizer, label_smoothing=config.label_smoothing,
                                 aux_weight=config.aux_weight, jit_compile=config.jit_compile)
 
 

@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_googlenet import GoogLeNet
-from keras_googlenet.train import distribute, recipe
+from keras_googlenet.models import objective, schedules
+from keras_googlenet.train import distribute
 
 BATCH, STEPS, SIZE, CLASSES = 8, 3, 65, 3
 rng = np.random.RandomState(0)
@@ -37,8 +38,8 @@ def train(strategy, batch_norm, steps, batch=BATCH):
         model = GoogLeNet(input_shape=(SIZE, SIZE, 3), classes=CLASSES, weights=None,
                           aux_classifiers=not batch_norm, batch_norm=batch_norm,
                           dropout_rate=0.0, aux_dropout_rate=0.0)
-        recipe.compile_model(model, recipe.make_optimizer(
-            recipe.learning_rate_schedule(0.05, STEPS, 1, "cosine"), weight_decay=1e-4,
+        objective.compile_model(model, objective.make_optimizer(
+            schedules.learning_rate_schedule(0.05, STEPS, 1, "cosine"), weight_decay=1e-4,
             ema_momentum=0.9))
     n = batch * steps
     if not n:

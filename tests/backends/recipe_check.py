@@ -10,7 +10,8 @@ import keras
 import numpy as np
 
 from keras_googlenet import GoogLeNet
-from keras_googlenet.train import distribute, recipe
+from keras_googlenet.models import objective, schedules
+from keras_googlenet.train import distribute
 
 out = {"backend": keras.backend.backend()}
 keras.utils.set_random_seed(0)
@@ -18,7 +19,7 @@ keras.utils.set_random_seed(0)
 # The loss: main + 0.3 aux1 + 0.3 aux2, by hand from the three outputs.
 model = GoogLeNet(input_shape=(65, 65, 3), classes=4, weights=None, aux_classifiers=True,
                   batch_norm=True, dropout_rate=0.0, aux_dropout_rate=0.0)
-recipe.compile_model(model, recipe.make_optimizer(0.01, weight_decay=0.0, ema_momentum=None))
+objective.compile_model(model, objective.make_optimizer(0.01, weight_decay=0.0, ema_momentum=None))
 rng = np.random.RandomState(0)
 x = rng.uniform(-1, 1, (4, 65, 65, 3)).astype("float32")
 y = np.array([0, 1, 2, 3])
@@ -32,8 +33,8 @@ out["loss"] = float(model.evaluate(x, labels, verbose=0, return_dict=True)["loss
 out["loss_by_hand"] = by_hand
 
 # The schedules: cosine with a linear warm-up, the paper's staircase.
-cosine = recipe.learning_rate_schedule(0.1, 10, 3, "cosine", warmup_epochs=1)
-paper = recipe.learning_rate_schedule(0.1, 10, 20, "paper", decay_epochs=8)
+cosine = schedules.learning_rate_schedule(0.1, 10, 3, "cosine", warmup_epochs=1)
+paper = schedules.learning_rate_schedule(0.1, 10, 20, "paper", decay_epochs=8)
 steps = [0, 5, 10, 20, 29]
 out["cosine"] = [float(keras.ops.convert_to_numpy(cosine(s))) for s in steps]
 out["cosine_by_hand"] = [0.1 * s / 10 if s < 10 else
@@ -46,7 +47,7 @@ out["paper_by_hand"] = [0.1, 0.1, 0.1 * 0.96, 0.1 * 0.96 ** 2]
 keras.utils.set_random_seed(1)
 small = GoogLeNet(input_shape=(32, 32, 3), classes=4, weights=None, aux_classifiers=False,
                   batch_norm=True, dropout_rate=0.0)
-recipe.compile_model(small, recipe.make_optimizer(0.05, weight_decay=1e-3, ema_momentum=0.9))
+objective.compile_model(small, objective.make_optimizer(0.05, weight_decay=1e-3, ema_momentum=0.9))
 xs = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
 kernel = small.trainable_variables[0]
 small.train_on_batch(xs, y)

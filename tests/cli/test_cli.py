@@ -175,11 +175,11 @@ def test_flag_types_accept_and_refuse(function, good, bad):
 
 
 def test_unknown_recipe_is_one_line(capsys):
-    assert cli.main(["train", "--config", "paper_imagnet"]) == 2
+    assert cli.main(["train", "--recipe", "paper_imagnet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["googlenet train: error: Unknown recipe. Expected one of ('paper_imagenet', "
                    "'embedded_digits') or a path to a JSON file. Received: "
-                   "--config='paper_imagnet'"]
+                   "--recipe='paper_imagnet'"]
 
 
 def test_scripts_and_module_go_through_the_same_entry_point():

@@ -168,7 +168,7 @@ def test_non_finite_value_in_a_config_file_names_the_flag(tmp_path, capsys, monk
     monkeypatch.setattr(train, "run", no_training)
     path = tmp_path / "c.json"
     path.write_text('{"learning_rate": Infinity}')  # Python's json reads it
-    code, lines = run_cli(["train", "--config", str(path), "--output-dir",
+    code, lines = run_cli(["train", "--recipe", str(path), "--output-dir",
                            str(tmp_path / "never")], capsys)
     assert code == 2
     assert_one_error_line("train", lines, "--learning-rate", "finite")

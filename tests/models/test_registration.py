@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import conftest as fx
-from keras_googlenet.train import recipe
+from keras_googlenet.models import objective
 
 LOAD = """
 import sys
@@ -29,7 +29,7 @@ def files(tmp_path_factory):
     written, moved = tmp_path_factory.mktemp("written"), tmp_path_factory.mktemp("moved")
     paper = fx.small_model()
     training = fx.small_model(seed=1, size=65, aux_classifiers=True)
-    recipe.compile_model(training, recipe.make_optimizer(0.01, ema_momentum=0.99))
+    objective.compile_model(training, objective.make_optimizer(0.01, ema_momentum=0.99))
     result = {}
     for name, model in (("paper", paper), ("training", training)):
         model.save(written / f"{name}.keras")
@@ -66,7 +66,7 @@ def test_keras_alone_cannot_place_our_layer(files, tmp_path):
 
 @pytest.mark.parametrize("module", ["keras_googlenet.models.googlenet",
                                     "keras_googlenet.weights.keras_file",
-                                    "keras_googlenet.train.recipe"])
+                                    "keras_googlenet.models.objective"])
 def test_registering_inside_keras_import_reenters_nothing(module):
     # The registration runs inside the first `import keras`, which one of
     # our modules may be in the middle of: it must import none of them.

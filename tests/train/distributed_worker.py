@@ -35,7 +35,7 @@ def main(kind, out, logical_cpus=1):
     from keras_googlenet import GoogLeNet
     from keras_googlenet.train import custom_loop
     from keras_googlenet.train import distribute
-    from keras_googlenet.train import recipe
+    from keras_googlenet.models import objective
 
     strategy = {
         "single": tf.distribute.get_strategy,
@@ -50,7 +50,7 @@ def main(kind, out, logical_cpus=1):
         # device by design (independent masks, per-replica batch statistics).
         model = GoogLeNet(input_shape=(SIZE, SIZE, 3), classes=CLASSES, aux_classifiers=True,
                           dropout_rate=0.0, aux_dropout_rate=0.0)
-        recipe.compile_model(model, recipe.make_optimizer(0.05, ema_momentum=0.9))
+        objective.compile_model(model, objective.make_optimizer(0.05, ema_momentum=0.9))
     np.savez(out.replace(".npz", ".init.npz"), *model.get_weights())
     x, y = data()
     if kind in ("single", "mirrored"):

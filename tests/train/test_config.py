@@ -47,7 +47,7 @@ def test_user_file_with_a_base(tmp_path):
 
 
 def test_bad_recipes_and_values_are_named(tmp_path):
-    with pytest.raises(ValueError, match="Unknown recipe.*Received: --config='paper'"):
+    with pytest.raises(ValueError, match="Unknown recipe.*Received: --recipe='paper'"):
         config_lib.build({}, recipe="paper")
     with pytest.raises(ValueError, match="Config file not found"):
         config_lib.build({}, recipe=str(tmp_path / "none.json"))
@@ -106,17 +106,17 @@ def test_a_recipe_file_sets_every_field(tmp_path):
                                "image_size": 120}, recipe=str(path))
     assert (config.seed, config.momentum, config.aux_classifiers, config.image_size,
             config.output_dir) == (1, 0.9, True, 120, "mine")
-    # The issue's file, through `googlenet train --config r.json`'s parser.
+    # The issue's file, through `googlenet train --recipe r.json`'s parser.
     path.write_text(json.dumps({"output_dir": "mine", "export_dir": "", "seed": 7,
                                 "momentum": 0.5, "aux_classifiers": False}))
     from keras_googlenet import cli
     from keras_googlenet.cli import train as train_cli
 
-    args = cli.build_parser(["train"]).parse_args(["train", "--config", str(path)])
+    args = cli.build_parser(["train"]).parse_args(["train", "--recipe", str(path)])
     config = train_cli.config_from_args(args)
     assert (config.output_dir, config.export_dir, config.seed, config.momentum,
             config.aux_classifiers) == ("mine", "", 7, 0.5, False)
-    args = cli.build_parser(["train"]).parse_args(["train", "--config", str(path), "--seed", "1"])
+    args = cli.build_parser(["train"]).parse_args(["train", "--recipe", str(path), "--seed", "1"])
     assert train_cli.config_from_args(args).seed == 1
 
 

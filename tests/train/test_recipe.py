@@ -4,7 +4,8 @@ import pytest
 import keras
 
 import keras_googlenet as kg
-from keras_googlenet.train import recipe
+from keras_googlenet.models import objective, schedules
+from keras_googlenet.models.losses import SparseCrossentropy
 
 
 def _xent(probs, labels):
@@ -13,7 +14,7 @@ def _xent(probs, labels):
 
 def test_total_loss_is_main_plus_0_3_of_each_aux_head():
     model = kg.GoogLeNet(aux_classifiers=True, classes=4, input_shape=(65, 65, 3))
-    recipe.compile_model(model, recipe.make_optimizer(0.01))
+    objective.compile_model(model, objective.make_optimizer(0.01))
     rng = np.random.default_rng(0)
     x = rng.normal(scale=50, size=(6, 65, 65, 3)).astype(np.float32)
     y = np.array([0, 1, 2, 3, 0, 1])
@@ -29,23 +30,23 @@ def test_total_loss_is_main_plus_0_3_of_each_aux_head():
 
 def test_single_output_model_has_only_the_main_loss_and_top5():
     model = kg.GoogLeNet(classes=10, input_shape=(32, 32, 3))
-    loss, weights = recipe.losses_and_weights(model)
-    assert weights is None and isinstance(loss, recipe.SparseCrossentropy)
-    names = [m.name for m in recipe.accuracy_metrics(model)]
+    loss, weights = objective.losses_and_weights(model)
+    assert weights is None and isinstance(loss, SparseCrossentropy)
+    names = [m.name for m in objective.accuracy_metrics(model)]
     assert names == ["top1", "top5"]
 
 
 def test_label_smoothing_matches_keras_categorical_crossentropy():
     y = np.array([2, 0])
     p = np.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]], np.float32)
-    ours = recipe.SparseCrossentropy(3, label_smoothing=0.1)(y, p)
+    ours = SparseCrossentropy(3, label_smoothing=0.1)(y, p)
     keras_ref = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(np.eye(3)[y], p)
     np.testing.assert_allclose(float(ours), float(keras_ref), rtol=1e-6)
-    assert float(ours) != pytest.approx(float(recipe.SparseCrossentropy(3)(y, p)))
+    assert float(ours) != pytest.approx(float(SparseCrossentropy(3)(y, p)))
 
 
 def test_paper_schedule_is_0_96_every_8_epochs_staircase():
-    schedule = recipe.learning_rate_schedule(0.01, steps_per_epoch=100, epochs=60)
+    schedule = schedules.learning_rate_schedule(0.01, steps_per_epoch=100, epochs=60)
     values = {step: float(schedule(step)) for step in (0, 799, 800, 1599, 1600, 4000)}
     assert values[0] == pytest.approx(0.01)
     assert values[799] == pytest.approx(0.01)
@@ -56,7 +57,7 @@ def test_paper_schedule_is_0_96_every_8_epochs_staircase():
 
 
 def test_warmup_then_cosine():
-    schedule = recipe.learning_rate_schedule(0.1, steps_per_epoch=10, epochs=11,
+    schedule = schedules.learning_rate_schedule(0.1, steps_per_epoch=10, epochs=11,
                                              schedule="cosine", warmup_epochs=1)
     assert float(schedule(0)) == pytest.approx(0.0)
     assert float(schedule(5)) == pytest.approx(0.05)
@@ -76,7 +77,7 @@ def test_schedule_errors(kwargs, message):
     args = dict(learning_rate=0.1, steps_per_epoch=10, epochs=5)
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        recipe.learning_rate_schedule(**args)
+        schedules.learning_rate_schedule(**args)
 
 
 class _Capture(keras.callbacks.Callback):
@@ -92,8 +93,8 @@ class _Capture(keras.callbacks.Callback):
 def test_ema_weights_are_validated_and_left_in_the_model():
     keras.utils.set_random_seed(0)
     model = kg.GoogLeNet(classes=3, input_shape=(32, 32, 3), batch_norm=True)
-    optimizer = recipe.make_optimizer(0.1, ema_momentum=0.9)
-    recipe.compile_model(model, optimizer)
+    optimizer = objective.make_optimizer(0.1, ema_momentum=0.9)
+    objective.compile_model(model, optimizer)
     x = np.random.default_rng(1).normal(size=(32, 32, 32, 3)).astype(np.float32)
     y = np.arange(32) % 3
     capture = _Capture()

@@ -113,14 +113,14 @@ def test_flag_of_wrong_type_and_bad_config_file(tmp_path, capsys):
     assert "epochs must be of type int. Received: epochs='many'" in capsys.readouterr().err
     bad = tmp_path / "config.json"
     bad.write_text(json.dumps({"epochs": 3, "learning_rat": 0.1}))
-    assert cli.main(["train", "--config", str(bad)]) == 2
+    assert cli.main(["train", "--recipe", str(bad)]) == 2
     assert "Unknown configuration key 'learning_rat'" in capsys.readouterr().err
 
 
 def test_config_file_values_and_flags_that_override_them(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"epochs": 3, "learning-rate": 0.5, "flip": "true"}))
-    args = cli.build_parser(["train"]).parse_args(["train", "--config", str(path), "--epochs", "5"])
+    args = cli.build_parser(["train"]).parse_args(["train", "--recipe", str(path), "--epochs", "5"])
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_lib.TrainConfig)}
     config = config_lib.build(values)
     assert (config.epochs, config.learning_rate, config.flip) == (5, 0.5, True)

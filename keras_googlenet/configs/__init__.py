@@ -1,1 +1,0 @@
-"""Named training recipes, as data: `googlenet train --config NAME`."""

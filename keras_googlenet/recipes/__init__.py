@@ -1,0 +1,1 @@
+"""Named training recipes, as data: `googlenet train --recipe NAME`."""
