@@ -34,7 +34,7 @@ _RECIPE_ONLY_KEYS = ("description", "base")
 # What a checkpoint means: resuming it with another value of one of these
 # would go on training another model (other classes or images, other
 # preprocessing, architecture or optimizer state) or another step count,
-# so a resume refuses a difference (`trainer.check_resume`). Every other
+# so a resume refuses a difference (`resume.check_resume`). Every other
 # field may change on resume, and a change is logged.
 SAME_ON_RESUME = ("data", "train_split", "classes", "examples_per_class", "holdout_fraction",
                   "holdout_seed", "label_offset", "image_size", "batch_size",

@@ -25,6 +25,7 @@ from PIL import Image
 from keras_googlenet import cli
 from keras_googlenet.train import checkpointing
 from keras_googlenet.train import config as config_lib
+from keras_googlenet.train import resume
 from keras_googlenet.train import trainer as train
 
 STEPS, SAVE_FREQ, EPOCHS = 4, 2, 2
@@ -261,7 +262,7 @@ def test_other_training_values_resume_and_are_logged(reference, caplog):
     backup = reference[1] / "backup"
     settings = dict(_state(reference[1])["run"], epochs=EPOCHS + 2, learning_rate=0.02)
     with caplog.at_level(logging.INFO, logger="keras_googlenet"):
-        assert train.check_resume(str(backup), settings) is not None
+        assert resume.check_resume(str(backup), settings) is not None
     assert (f"--epochs {EPOCHS + 2} (was {EPOCHS}), --learning-rate 0.02 (was 0.01)"
             in caplog.text)
 
