@@ -2,13 +2,12 @@
 the same thing everywhere. Nothing here imports TensorFlow: `--help` must
 answer at once."""
 import argparse
+import dataclasses
 
 from keras_googlenet import checks
-from keras_googlenet.models.contract import NORMALIZATIONS
-
-NORMALIZATION_CHOICES = ("auto", *NORMALIZATIONS, "none")
-DATA_HELP = ('data: "embedded" (the bundled digits), "tfds:NAME", "folder:PATH" (one '
-             'sub-folder per class) or "tfrecord:GLOB"')
+from keras_googlenet.models.contract import NORMALIZATION_CHOICES
+from keras_googlenet.train import fields
+from keras_googlenet.train.config import DATA_HELP
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -47,6 +46,52 @@ positive_float = flag_type(checks.POSITIVE)
 non_negative_float = flag_type(checks.NON_NEGATIVE)
 fraction = flag_type(checks.FRACTION)
 proper_fraction = flag_type(checks.PROPER_FRACTION)
+
+
+def add_fields(parser, config_class, default_text=None):
+    """One flag per field of a `train.fields` dataclass (`--learning-rate`
+    for `learning_rate`), each with its help, choices, rule and a "default:"
+    that `default_text(field)` may say otherwise (a recipe's value). Every
+    flag's value is None unless given; on/off fields get a --no-FLAG."""
+    for field in dataclasses.fields(config_class):
+        name = field.name.replace("_", "-")
+        help_text = field.metadata["help"]
+        default = default_text(field) if default_text else _default_text(field)
+        if default and "default" not in help_text.lower():
+            help_text = f"{help_text}; {default}"
+        if fields.field_type(config_class, field) is bool:
+            group = parser.add_mutually_exclusive_group()
+            group.add_argument(f"--{name}", dest=field.name, action="store_const", const=True,
+                               default=None, help=help_text)
+            group.add_argument(f"--no-{name}", dest=field.name, action="store_const",
+                               const=False, default=None, help=argparse.SUPPRESS)
+            continue
+        choices = fields.field_choices(field)
+        parser.add_argument(f"--{name}", dest=field.name, default=None,
+                            type=_field_parser(config_class, field), choices=choices,
+                            required=field.metadata["required"], help=help_text,
+                            metavar="{" + ",".join(map(str, choices)) + "}" if choices else None)
+    parser.epilog = "Each on/off flag FLAG has its --no-FLAG (e.g. --no-flip)."
+
+
+def show(value):
+    """A default as --help shows it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return '""' if value == "" else str(value)
+
+
+def _default_text(field):
+    default = fields.default_value(field)
+    return "" if default is None else f"default: {show(default)}"
+
+
+def _field_parser(config_class, field):
+    """A numeric field's text is parsed and checked by its rule (a number
+    without one by "an integer" / "a finite number"); text stays text."""
+    kind = fields.field_type(config_class, field)
+    rule = field.metadata["rule"] or {int: checks.INTEGER, float: checks.FINITE}.get(kind)
+    return flag_type(rule) if rule is not None else None
 
 
 def add_model(parser, help_text, required=True):

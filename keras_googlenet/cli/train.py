@@ -12,6 +12,7 @@ import functools
 import json
 
 from keras_googlenet import backends
+from keras_googlenet.cli import flags
 from keras_googlenet.train import config as config_lib
 
 
@@ -28,52 +29,20 @@ def _default_text(field, recipes):
     if field.name in recipes:
         values = recipes[field.name]
         if len(set(map(repr, values.values()))) == 1:
-            return f"default: {_show(next(iter(values.values())))}"
-        return "default: " + ", ".join(f"{_show(v)} ({k})" for k, v in values.items())
+            return f"default: {flags.show(next(iter(values.values())))}"
+        return "default: " + ", ".join(f"{flags.show(v)} ({k})" for k, v in values.items())
     default = config_lib.default_value(field)
     if default is None or field.name == "recipe":
         return ""
-    return f"default: {_show(default)}"
-
-
-def _show(value):
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return '""' if value == "" else str(value)
-
-
-def _flag_value(name, text):
-    try:
-        return config_lib.coerce(name, text)
-    except ValueError as e:
-        # argparse prints an ArgumentTypeError's message as it is.
-        raise argparse.ArgumentTypeError(str(e)) from None
+    return f"default: {flags.show(default)}"
 
 
 def add_arguments(parser):
     recipes = _recipe_defaults()
-    for field in dataclasses.fields(config_lib.TrainConfig):
-        name = field.name.replace("_", "-")
-        flag = f"--{name}"
-        help_text = field.metadata["help"]
-        default = _default_text(field, recipes)
-        if default and "default:" not in help_text.lower():
-            help_text = f"{help_text}; {default}"
-        if config_lib.field_type(field) is bool:
-            group = parser.add_mutually_exclusive_group()
-            group.add_argument(flag, dest=field.name, action="store_const", const=True,
-                               default=None, help=help_text)
-            group.add_argument(f"--no-{name}", dest=field.name, action="store_const",
-                               const=False, default=None, help=argparse.SUPPRESS)
-            continue
-        choices = config_lib.field_choices(field)
-        parser.add_argument(flag, dest=field.name, default=None,
-                            type=functools.partial(_flag_value, field.name),
-                            choices=choices, help=help_text,
-                            metavar="{" + ",".join(map(str, choices)) + "}" if choices else None)
+    flags.add_fields(parser, config_lib.TrainConfig,
+                     default_text=functools.partial(_default_text, recipes=recipes))
     # The flag's earlier name, still read (scripts and notes use it).
-    parser.add_argument("--config", dest="recipe", default=None,
-                        type=functools.partial(_flag_value, "recipe"), help=argparse.SUPPRESS)
+    parser.add_argument("--config", dest="recipe", default=None, help=argparse.SUPPRESS)
     parser.epilog = ("Each on/off flag FLAG has its --no-FLAG (e.g. --no-aux-classifiers, "
                      "--no-flip).")
 

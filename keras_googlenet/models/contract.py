@@ -30,6 +30,9 @@ from keras_googlenet.models import imagenet
 NORMALIZATIONS = ("caffe", "torch", "tf")  # keras' preprocess_input modes
 DEFAULT_NORMALIZATION = "caffe"
 DEFAULT_CROP_FRACTION = 0.875  # resize the shorter side to 256, crop 224
+# What a user may ask a loader for: auto = what the model file says, none =
+# RGB in [0, 255] as it is.
+NORMALIZATION_CHOICES = ("auto", *NORMALIZATIONS, "none")
 
 
 @dataclasses.dataclass(frozen=True)

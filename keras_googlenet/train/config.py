@@ -11,7 +11,6 @@ import dataclasses
 import importlib.resources
 import json
 import os
-import typing
 from typing import Optional
 
 from keras_googlenet import checks
@@ -19,6 +18,7 @@ from keras_googlenet.backends import BACKENDS
 from keras_googlenet.data.subsets import parse_classes
 from keras_googlenet.models import contract
 from keras_googlenet.models.architecture import SCHEDULES
+from keras_googlenet.train import fields
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu", "data_parallel")
 # The tf.distribute strategies: TensorFlow backend only. data_parallel is
@@ -26,6 +26,8 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu", "data_par
 TF_STRATEGIES = ("one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 RECIPES = ("paper_imagenet", "embedded_digits")
+DATA_HELP = ('data: "embedded" (the bundled digits), "tfds:NAME", "folder:PATH" (one '
+             'sub-folder per class) or "tfrecord:GLOB"')
 # Without --data, `googlenet train` is the main job on the embedded digits;
 # with --data, the paper's recipe is the one to start from.
 RECIPE_WITHOUT_DATA = "embedded_digits"
@@ -50,13 +52,7 @@ _HOLDOUT = checks.Rule("in [0, 1) (0 validates on the training images)", float,
                        lambda v: 0 <= v < 1)
 
 
-def _field(default, help_text, choices=None, rule=None):
-    # Every field is None until resolved: None means "not given", so that a
-    # recipe file can set any field and an explicit value (a flag, a keyword)
-    # still wins over it. The default is applied under both, by `resolved`.
-    # `choices` and `rule` (keras_googlenet.checks) are what `validate` checks.
-    return dataclasses.field(default=None, metadata={"help": help_text, "choices": choices,
-                                                     "default": default, "rule": rule})
+_field = fields.field
 
 
 @dataclasses.dataclass
@@ -67,9 +63,7 @@ class TrainConfig:
         "the recipe whose values fill every flag not given: a name (paper_imagenet, "
         "embedded_digits) or a JSON file of flag values (its \"base\" key names the recipe "
         "under it); default: embedded_digits without --data, paper_imagenet with it"))
-    data: Optional[str] = _field(None, (
-        'training data: "embedded" (the bundled digits), "tfds:NAME", "folder:PATH" (one '
-        'sub-folder per class) or "tfrecord:GLOB"'))
+    data: Optional[str] = _field(None, f"training {DATA_HELP}")
     data_dir: Optional[str] = _field(None, "TFDS data directory; default: TFDS's own")
     train_split: Optional[str] = _field("train", "split to train on")
     val_split: Optional[str] = _field("validation", "split to validate on")
@@ -182,25 +176,15 @@ class TrainConfig:
         """A copy with every unset (None) field filled in, validated: the
         values given here win over the recipe's, the recipe's over the
         defaults."""
-        values = {f.name: default_value(f) for f in dataclasses.fields(self)}
-        values.update(recipe_values(self.recipe or default_recipe(self.data)))
-        values.update({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
-        values["recipe"] = self.recipe or default_recipe(self.data)
-        config = TrainConfig(**values)
+        recipe = self.recipe or default_recipe(self.data)
+        config = fields.resolve(dataclasses.replace(self, recipe=recipe), recipe_values(recipe))
         config.validate()
         return config
 
     def validate(self):
         """Raises ValueError naming the first invalid value: each field's
         rule and choices (its metadata), then the rules between fields."""
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is None:
-                continue
-            if field.metadata["rule"] is not None:
-                checks.check(field.name, value, field.metadata["rule"], flag=True)
-            if field.metadata["choices"] is not None:
-                checks.choice(field.name, value, field.metadata["choices"], flag=True)
+        fields.validate(self)
         if self.classes is not None:
             parse_classes(self.classes)
         if self.image_size is not None and self.image_size < 65 and self.aux_classifiers:
@@ -219,37 +203,12 @@ class TrainConfig:
 
 def field_type(field):
     """The field's type (`int`, `float`, `str`, `bool`) without Optional."""
-    hint = typing.get_type_hints(TrainConfig)[field.name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if args else hint
+    return fields.field_type(TrainConfig, field)
 
 
 def coerce(name, value):
     """Converts a config-file or flag value to the field's type, or raises."""
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    if name not in fields:
-        raise ValueError(f"Unknown configuration key {name!r}. Known keys: {sorted(fields)}")
-    if value is None:
-        return None
-    if name == "classes" and isinstance(value, (list, tuple)):
-        value = ",".join(map(str, value))  # a recipe file's [5, 6, 7]
-    kind = field_type(fields[name])
-    if isinstance(value, bool) and kind is not bool:
-        raise ValueError(f"{name} must be of type {kind.__name__}. Received: {name}={value!r}")
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ValueError(f"{name} must be true or false. Received: {name}={value!r}")
-    try:
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be of type {kind.__name__}. Received: {name}={value!r}"
-        ) from None
+    return fields.coerce(TrainConfig, name, value)
 
 
 def default_recipe(data):
@@ -301,11 +260,11 @@ _JSON_TYPES = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
 
 
 def _check_json_type(name, value):
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    if (name not in fields or value is None or isinstance(value, str)
+    known = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if (name not in known or value is None or isinstance(value, str)
             or (name == "classes" and isinstance(value, list))):
         return  # coerce names an unknown key and parses text; None is "not set"
-    kind = field_type(fields[name])
+    kind = field_type(known[name])
     if not isinstance(value, _JSON_TYPES[kind]) or (kind is not bool and isinstance(value, bool)):
         expected = {bool: "true or false", int: "an integer", float: "a number",
                     str: "a string"}[kind]
@@ -337,10 +296,5 @@ def build(flags, recipe=None):
     return TrainConfig(**values).resolved()
 
 
-def field_choices(field):
-    return field.metadata.get("choices")
-
-
-def default_value(field):
-    """The value a field takes when neither a flag nor the recipe sets it."""
-    return field.metadata["default"]
+field_choices = fields.field_choices
+default_value = fields.default_value

@@ -93,6 +93,7 @@ def test_one_bad_flag_per_command(command, capsys):
 # What each command needs besides the flag under test, so that only that
 # flag can fail the parse.
 REQUIRED_ARGS = {
+    ("train",): [],
     ("finetune",): ["--model", "m.keras"],
     ("export",): ["--model", "m.keras", "--base-dir", "x"],
     ("predict",): ["a.jpg", "--model", "m"],
@@ -106,8 +107,8 @@ REQUIRED_ARGS = {
 def _numeric_flags():
     """(command path, action) of every flag whose type is not str, in the
     parsers `cli.build_parser()` builds (sub-commands of sub-commands too).
-    train is left out: its flags go through TrainConfig.validate
-    (tests/train/test_config.py)."""
+    train's come from TrainConfig, finetune's from FinetuneConfig, through
+    `cli.flags.add_fields`."""
     found = []
 
     def walk(parser, path):
@@ -120,8 +121,7 @@ def _numeric_flags():
                 found.append((path, action))
 
     for name, sub in _actions(cli.build_parser()).items():
-        if name != "train":
-            walk(sub, (name,))
+        walk(sub, (name,))
     return found
 
 
@@ -130,7 +130,8 @@ NUMERIC_FLAGS = _numeric_flags()
 
 def test_numeric_flags_are_found_and_each_command_has_its_required_args():
     flags_found = {(path, action.option_strings[0]) for path, action in NUMERIC_FLAGS}
-    for case in ((("finetune",), "--head-learning-rate"), (("evaluate",), "--crop-fraction"),
+    for case in ((("finetune",), "--head-learning-rate"), (("train",), "--learning-rate"),
+                 (("evaluate",), "--crop-fraction"),
                  (("augment",), "--min-crop-area"), (("export",), "--calibration-images")):
         assert case in flags_found
     assert {path for path, _ in NUMERIC_FLAGS} <= set(REQUIRED_ARGS)

@@ -13,7 +13,7 @@ import pytest
 
 from keras_googlenet import cli
 from keras_googlenet.train import config as config_lib
-from keras_googlenet.train import trainer as train
+from keras_googlenet.train import callbacks
 
 # A shortened main job: the embedded digits at the smallest size the
 # auxiliary heads allow, a few steps.
@@ -110,7 +110,7 @@ def test_invalid_flag_fails_before_any_work(tmp_path, capsys, argv, message):
 def test_flag_of_wrong_type_and_bad_config_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--epochs", "many"])
-    assert "epochs must be of type int. Received: epochs='many'" in capsys.readouterr().err
+    assert "argument --epochs: must be a positive integer. Received: 'many'" in capsys.readouterr().err
     bad = tmp_path / "config.json"
     bad.write_text(json.dumps({"epochs": 3, "learning_rat": 0.1}))
     assert cli.main(["train", "--recipe", str(bad)]) == 2
@@ -135,5 +135,5 @@ def test_nan_loss_stops_with_advice():
     model.compile("sgd", "mse")
     config = config_lib.TrainConfig(learning_rate=0.5).resolved()
     x = np.array([[1.0, np.nan, 0.0]] * 4, np.float32)
-    with pytest.raises(train.TrainingDiverged, match="lower --learning-rate \\(now 0.5\\)"):
-        model.fit(x, np.zeros((4, 2)), callbacks=[train.StopOnNaN(config)], verbose=0)
+    with pytest.raises(callbacks.TrainingDiverged, match="lower --learning-rate \\(now 0.5\\)"):
+        model.fit(x, np.zeros((4, 2)), callbacks=[callbacks.StopOnNaN(config)], verbose=0)
