@@ -69,9 +69,9 @@ def _user_errors():
     """Errors the user can act on from their message alone."""
     errors = [ValueError, OSError]  # OSError: permissions, files in the way, ...
     # Only training raises divergence, and it has then imported the module.
-    train = sys.modules.get("keras_googlenet.train.trainer")
-    if train is not None:
-        errors.append(train.TrainingDiverged)
+    callbacks = sys.modules.get("keras_googlenet.train.callbacks")
+    if callbacks is not None:
+        errors.append(callbacks.TrainingDiverged)
     return tuple(errors)
 
 

@@ -14,6 +14,7 @@ fitted by the linear probe, then everything), the logs `googlenet train` writes 
 config.json, results.json, model.keras with its contract) and an optional
 TF Serving export.
 """
+import dataclasses
 import math
 import os
 import time
@@ -21,59 +22,17 @@ import time
 import keras
 import numpy as np
 
-from keras_googlenet import checks, files
+from keras_googlenet import files
 from keras_googlenet.inference import loader
-from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
 from keras_googlenet.models import objective
+from keras_googlenet.models.googlenet import OUTPUT_NAME, inference_model
+from keras_googlenet.train import outputs
+from keras_googlenet.train.callbacks import (NOTHING_SAVED, StopOnNonFinite, TrainingDiverged,
+                                             check_finite_weights)
+from keras_googlenet.train.finetune_config import FinetuneConfig, default
 
 BACKBONE_OUTPUT = "pool5_7x7_s1"
 GLOBAL_CLIPNORM = 5.0
-# The flag of each phase's learning rate, named in a diverged run's error.
-PHASE_FLAGS = {"head": "--head-learning-rate", "full": "--learning-rate"}
-NOTHING_SAVED = "Nothing was saved or exported."
-
-
-class StopOnNonFinite(keras.callbacks.Callback):
-    """Stops fine-tuning at the first non-finite training (or validation)
-    loss with `trainer.TrainingDiverged`, naming the phase and its learning
-    rate flag: a NaN model is never worth saving or exporting."""
-
-    def __init__(self, phase, learning_rate):
-        super().__init__()
-        self.phase, self.learning_rate = phase, learning_rate
-
-    def _check(self, logs, keys, where):
-        for key in keys:
-            value = (logs or {}).get(key)
-            if value is not None and not math.isfinite(float(value)):
-                from keras_googlenet.train.trainer import TrainingDiverged
-
-                raise TrainingDiverged(
-                    f"The {'validation' if key.startswith('val_') else 'training'} loss became "
-                    f"{float(value)} in the {self.phase} phase of fine-tuning {where}. Try a "
-                    f"lower {PHASE_FLAGS[self.phase]} (now {self.learning_rate}) or --precision "
-                    f"float32; check the data for corrupt labels or images. {NOTHING_SAVED}")
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        self._check(logs, ("loss",), f"at step {step} (batch {batch})")
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._check(logs, ("loss", "val_loss"), f"at the end of epoch {epoch + 1}")
-
-
-def check_finite_weights(model, phase):
-    """Raises `trainer.TrainingDiverged` if a weight of `model` is NaN or
-    infinite (the last update of a run can break it after its loss was
-    computed)."""
-    for weight in model.weights:
-        if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
-            from keras_googlenet.train.trainer import TrainingDiverged
-
-            raise TrainingDiverged(
-                f"The weight {weight.path!r} is not finite after the {phase} phase of "
-                f"fine-tuning: try a lower --head-learning-rate or --learning-rate, or "
-                f"--precision float32. {NOTHING_SAVED}")
 
 
 def load_pretrained(path, **overrides):
@@ -143,7 +102,7 @@ def finetune(model, train_data, val_data=None, head_epochs=2, epochs=4, head_lea
             phase are numbered after the first's (one history.csv).
 
     Raises:
-        trainer.TrainingDiverged: the loss (or a weight) became NaN or
+        callbacks.TrainingDiverged: the loss (or a weight) became NaN or
             infinite; the run stops there.
 
     Returns:
@@ -188,15 +147,13 @@ def fit_linear_probe(model, features, labels, num_classes, c=1.0, seed=0):
     standardisation folded into W and b.
 
     Raises:
-        trainer.TrainingDiverged: the features, or the head fitted to them,
+        callbacks.TrainingDiverged: the features, or the head fitted to them,
             are not finite (a broken backbone).
 
     Returns:
         The fitted `LogisticRegression`.
     """
     from sklearn.linear_model import LogisticRegression
-
-    from keras_googlenet.train.trainer import TrainingDiverged
 
     if not np.all(np.isfinite(features)):
         raise TrainingDiverged(
@@ -250,35 +207,6 @@ def _history_row(model, dataset, prefix=""):
     return row
 
 
-MODES = ("linear-probe", "head", "full")
-# Defaults of `run` and `googlenet finetune`, chosen on the embedded digits
-# (docs/transfer.md): they bring the main job's digits model to >= 90% on a
-# two-class folder of 80 + 24 images.
-DEFAULTS = dict(mode="full", batch_size=32, head_epochs=10, epochs=10, head_learning_rate=0.1,
-                learning_rate=0.001, min_crop_area=0.25, flip=False, holdout_fraction=0.1,
-                probe_c=1.0, seed=1, precision="auto")
-
-
-# The rule of each number, as `googlenet finetune`'s flags check them.
-_NUMBER_RULES = dict(
-    batch_size=checks.POSITIVE_INT, steps_per_epoch=checks.POSITIVE_INT,
-    examples_per_class=checks.POSITIVE_INT, image_size=checks.POSITIVE_INT,
-    head_epochs=checks.NON_NEGATIVE_INT, epochs=checks.NON_NEGATIVE_INT,
-    full_head_epochs=checks.NON_NEGATIVE_INT, seed=checks.SEED,
-    head_learning_rate=checks.POSITIVE, learning_rate=checks.POSITIVE,
-    probe_c=checks.POSITIVE, min_crop_area=checks.FRACTION,
-    holdout_fraction=checks.PROPER_FRACTION,
-)
-
-
-def check_numbers(**values):
-    """Raises ValueError naming the first value that breaks its rule
-    (`_NUMBER_RULES`); None (a default) passes."""
-    for name, value in values.items():
-        if value is not None:
-            checks.check(name, value, _NUMBER_RULES[name], flag=True)
-
-
 def steps_for(num_examples, batch_size):
     """One pass over the data, at least one step (a few-shot set smaller than
     a batch is repeated within the step)."""
@@ -286,7 +214,7 @@ def steps_for(num_examples, batch_size):
 
 
 def load_sources(data, data_dir=None, classes=None, examples_per_class=None, seed=1,
-                 holdout_fraction=DEFAULTS["holdout_fraction"]):
+                 holdout_fraction=default("holdout_fraction")):
     """The training and validation sources of a fine-tuning run: `--classes`
     slices both, `--examples-per-class` the training one (drawn with `seed`)."""
     from keras_googlenet.data import sources
@@ -301,14 +229,7 @@ def load_sources(data, data_dir=None, classes=None, examples_per_class=None, see
     return train, val
 
 
-def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, classes=None,
-        examples_per_class=None, mode=DEFAULTS["mode"], image_size=None, normalization="auto",
-        batch_size=DEFAULTS["batch_size"], head_epochs=DEFAULTS["head_epochs"],
-        epochs=DEFAULTS["epochs"], full_head_epochs=0, head_learning_rate=DEFAULTS["head_learning_rate"],
-        learning_rate=DEFAULTS["learning_rate"], steps_per_epoch=None,
-        min_crop_area=DEFAULTS["min_crop_area"], flip=DEFAULTS["flip"],
-        holdout_fraction=DEFAULTS["holdout_fraction"], probe_c=DEFAULTS["probe_c"],
-        seed=DEFAULTS["seed"], precision=DEFAULTS["precision"], export_dir="", verbose=1):
+def run(model, **options):
     """Fine-tunes a `.keras` GoogLeNet on new data: `googlenet finetune`.
 
     Normalisation and input size come from the model's contract (override
@@ -319,77 +240,62 @@ def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, class
 
     Args:
         model: path of the pretrained `.keras` model.
-        mode: "linear-probe", "head" or "full" (see the module docstring).
-        head_epochs: mode head: epochs of the new head on the frozen backbone.
-        full_head_epochs: mode full: epochs of SGD on the head (already
-            fitted by the linear probe) before unfreezing; default 0.
-        epochs: mode full: epochs with everything unfrozen.
-        steps_per_epoch: default one pass over the training data (at least 1).
-        probe_c: inverse L2 strength of the linear probe's regression.
-        (others as the flags of `googlenet finetune`.)
+        **options: the fields of `FinetuneConfig` (the flags of `googlenet
+            finetune`, with their defaults and rules): `mode`
+            ("linear-probe", "head" or "full"; see the module docstring),
+            `head_epochs`, `full_head_epochs`, `epochs`, `probe_c`, ...
 
     Returns:
         The results dict (also in results.json).
     """
     from keras_googlenet.data import augment, pipeline
     from keras_googlenet.models import contract as contract_lib
-    from keras_googlenet.train import distribute, trainer
+    from keras_googlenet.train import distribute
 
-    if mode not in MODES:
-        raise ValueError(f"--mode must be one of {MODES}. Received: mode={mode!r}")
-    check_numbers(batch_size=batch_size, head_epochs=head_epochs, epochs=epochs,
-                  full_head_epochs=full_head_epochs, head_learning_rate=head_learning_rate,
-                  learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
-                  min_crop_area=min_crop_area, holdout_fraction=holdout_fraction,
-                  probe_c=probe_c, seed=seed, examples_per_class=examples_per_class,
-                  image_size=image_size)
-    if (mode == "head" and head_epochs == 0) or (mode == "full" and epochs == 0):
-        raise ValueError(f"--mode {mode} needs {'--head-epochs' if mode == 'head' else '--epochs'}"
-                         " > 0 (--mode linear-probe trains no epochs).")
+    config = FinetuneConfig(model=os.fspath(model), **options).resolved()
     started = time.time()
-    keras.utils.set_random_seed(seed)
-    policy = distribute.set_precision(precision)
-    pretrained, contract = load_pretrained(model, normalization=normalization,
-                                           image_size=image_size)
+    keras.utils.set_random_seed(config.seed)
+    policy = distribute.set_precision(config.precision)
+    normalization = None if config.normalization == "none" else config.normalization
+    pretrained, contract = load_pretrained(config.model, normalization=normalization,
+                                           image_size=config.image_size)
     image_size = contract.image_size or pretrained.input.shape[1]
     if image_size is None:
         raise ValueError("The model takes any size: pass --image-size.")
-    train_source, val_source = load_sources(data, data_dir, classes, examples_per_class, seed,
-                                            holdout_fraction)
-    steps = steps_per_epoch or steps_for(train_source.num_examples, batch_size)
+    train_source, val_source = load_sources(config.data, config.data_dir, config.classes,
+                                            config.examples_per_class, config.seed,
+                                            config.holdout_fraction)
+    steps = config.steps_per_epoch or steps_for(train_source.num_examples, config.batch_size)
     net = replace_classifier(pretrained, train_source.num_classes)
     names = list(train_source.class_names or map(str, range(train_source.num_classes)))
 
     def eval_data(source):
         return pipeline.build_dataset(source, training=False, image_size=image_size,
-                                      batch_size=batch_size, normalization=contract.normalization,
+                                      batch_size=config.batch_size,
+                                      normalization=contract.normalization,
                                       crop_fraction=contract.crop_fraction, cache=True)
 
     val_data = eval_data(val_source) if val_source is not None else None
+    output_dir = config.output_dir
     os.makedirs(output_dir, exist_ok=True)
     csv_path = os.path.join(output_dir, "history.csv")
     if os.path.exists(csv_path):
         os.remove(csv_path)  # a new run, not a resumed one
     files.write_json(os.path.join(output_dir, "config.json"), dict(
-        model=os.fspath(model), data=data, data_dir=data_dir, classes=classes,
-        examples_per_class=examples_per_class, mode=mode, image_size=image_size,
-        normalization=contract.normalization, crop_fraction=contract.crop_fraction,
-        batch_size=batch_size, head_epochs=head_epochs, epochs=epochs,
-        head_learning_rate=head_learning_rate, learning_rate=learning_rate,
-        steps_per_epoch=steps, min_crop_area=min_crop_area, flip=flip,
-        holdout_fraction=holdout_fraction, probe_c=probe_c, seed=seed, precision=precision,
-        policy=policy, export_dir=export_dir, output_dir=output_dir,
+        dataclasses.asdict(config), image_size=image_size, normalization=contract.normalization,
+        crop_fraction=contract.crop_fraction, steps_per_epoch=steps, policy=policy,
         num_classes=train_source.num_classes, class_names=names,
         train_source=train_source.name, train_examples=train_source.num_examples,
         validation_source=val_source.name if val_source is not None else None))
 
-    if mode in ("linear-probe", "full"):
+    if config.mode in ("linear-probe", "full"):
         # The linear probe is also the head that full fine-tuning starts
         # from: a fitted head, not a random one, meets the unfrozen backbone
         # (LP-FT, Kumar et al. 2022), and it costs one forward pass.
         features, labels = backbone_features(net, eval_data(train_source))
-        fit_linear_probe(net, features, labels, train_source.num_classes, c=probe_c, seed=seed)
-    if mode == "linear-probe":
+        fit_linear_probe(net, features, labels, train_source.num_classes, c=config.probe_c,
+                         seed=config.seed)
+    if config.mode == "linear-probe":
         row = {"epoch": 0, **_history_row(net, eval_data(train_source))}
         if val_data is not None:
             row.update(_history_row(net, val_data, "val_"))
@@ -398,38 +304,28 @@ def run(model, output_dir="runs/finetune", data="embedded", data_dir=None, class
         history = {k: [v] for k, v in row.items() if k != "epoch"}
     else:
         train_data = pipeline.training_stream(
-            train_source, image_size=image_size, batch_size=batch_size, steps_per_epoch=steps,
-            seed=seed, augment=augment.AugmentConfig(area_range=(min_crop_area, 1.0),
-                                                     random_flip=flip),
+            train_source, image_size=image_size, batch_size=config.batch_size,
+            steps_per_epoch=steps, seed=config.seed,
+            augment=augment.AugmentConfig(area_range=(config.min_crop_area, 1.0),
+                                          random_flip=config.flip),
             normalization=contract.normalization, cache=True)
-        histories = finetune(net, train_data, val_data,
-                             head_epochs=head_epochs if mode == "head" else full_head_epochs,
-                             epochs=epochs if mode == "full" else 0,
-                             head_learning_rate=head_learning_rate, learning_rate=learning_rate,
-                             steps_per_epoch=steps, verbose=verbose,
-                             callbacks=[keras.callbacks.CSVLogger(csv_path, append=True)])
+        histories = finetune(
+            net, train_data, val_data,
+            head_epochs=config.head_epochs if config.mode == "head" else config.full_head_epochs,
+            epochs=config.epochs if config.mode == "full" else 0,
+            head_learning_rate=config.head_learning_rate, learning_rate=config.learning_rate,
+            steps_per_epoch=steps, verbose=config.verbose,
+            callbacks=[keras.callbacks.CSVLogger(csv_path, append=True)])
         history = {}
         for phase_history in histories.values():
             for key, values in phase_history.items():
                 history.setdefault(key, []).extend(values)
-    trainer.plot_history(csv_path, os.path.join(output_dir, "curves.png"))
     model_contract = contract_lib.Contract(
         normalization=contract.normalization, image_size=image_size,
         crop_fraction=contract.crop_fraction, class_names=names, variant=contract.variant)
-    model_path = contract_lib.save_model(net, os.path.join(output_dir, "model.keras"),
-                                         model_contract)
-    results = {"mode": mode, "model_path": model_path, "output_dir": output_dir,
+    results = {"mode": config.mode, "output_dir": output_dir,
                "train_examples": train_source.num_examples, "steps_per_epoch": steps,
-               "class_names": names}
-    if val_data is not None:
-        results["val"], _, _ = trainer.infer_metrics(net, val_data)
-    results["final"] = {k: v[-1] for k, v in history.items()}
-    if export_dir:
-        from keras_googlenet.serving.export import export_saved_model
-
-        results["export_path"] = export_saved_model(
-            net, export_dir, class_names=names, image_size=image_size,
-            normalization=contract.normalization, crop_fraction=contract.crop_fraction)
-    results["train_seconds"] = time.time() - started
-    files.write_json(os.path.join(output_dir, "results.json"), results)
-    return results
+               "class_names": names, "final": {k: v[-1] for k, v in history.items()},
+               "train_seconds": time.time() - started}
+    return outputs.finalize(net, output_dir, model_contract, results, val_data=val_data,
+                            export_dir=config.export_dir)

@@ -1,69 +1,27 @@
 """The main job: train GoogLeNet with the paper's recipe, then export.
 
-`run(config)` does everything `googlenet train` does: data, model, compile,
-distribution, resumable checkpoints, logs (progress bars, TensorBoard, CSV,
-the configuration, a PNG of the curves) and the SavedModel export.
+`run(config)` does everything `googlenet train` does, in three steps:
+`prepare` (strategy, data, the resume check, config.json, the compiled
+model), `fit` (resumable checkpoints, progress, TensorBoard, history.csv; a
+custom loop under MultiWorkerMirroredStrategy) and `finalize` (the files of
+`outputs.finalize`, shared with fine-tuning, and the validation pictures).
 """
 import dataclasses
-import json
-import logging
-import math
 import os
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from keras_googlenet import backends, files
-from keras_googlenet.data import augment
-from keras_googlenet.train import checkpointing
-from keras_googlenet.train import custom_loop
+from keras_googlenet import files
+from keras_googlenet.data import augment, sources
 from keras_googlenet.data import pipeline as data
-from keras_googlenet.train import distribute
-from keras_googlenet.train.resume import check_resume, run_settings
-from keras_googlenet.models import objective, schedules
-from keras_googlenet.data import sources
 from keras_googlenet.models import contract as contract_lib
+from keras_googlenet.models import objective, schedules
 from keras_googlenet.models.googlenet import GoogLeNet, inference_model
-
-log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
-class StopOnNaN(keras.callbacks.Callback):
-    """Like `keras.callbacks.TerminateOnNaN`, but stops with an error that
-    says where it happened, what to try, and which checkpoint (if any) is
-    from before."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.config = config
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise TrainingDiverged(
-                f"The training loss became {float(loss)} at step "
-                f"{int(self.model.optimizer.iterations.numpy())} (batch {batch}). "
-                f"Try a lower --learning-rate (now {self.config.learning_rate}), "
-                "a warm-up (--warmup-epochs 1), --batch-norm, or --precision float32; "
-                f"check the data for corrupt labels or images. {self._last_checkpoint()}"
-            )
-
-    def _last_checkpoint(self):
-        backup_dir = os.path.join(self.config.output_dir, "backup")
-        try:
-            state = checkpointing.load_state(backup_dir)
-        except ValueError:  # named when the run started; not this error's subject
-            state = None
-        if not state or state["weights"] is None:
-            return "No checkpoint was written before it."
-        return (f"The last checkpoint, {os.path.join(backup_dir, state['weights'])} "
-                f"(step {state['step']}), is from before.")
+from keras_googlenet.train import checkpointing, custom_loop, distribute, outputs
+from keras_googlenet.train.callbacks import StopOnNaN
+from keras_googlenet.train.resume import check_resume, run_settings
 
 
 def augment_config(config):
@@ -100,51 +58,6 @@ def compile_for(model, config, steps_per_epoch):
     )
     return objective.compile_model(model, optimizer, label_smoothing=config.label_smoothing,
                                 aux_weight=config.aux_weight, jit_compile=config.jit_compile)
-
-
-def _previous_export(output_dir, step, export_dir):
-    """The export a finished run of this job already wrote at optimizer step
-    `step` into `export_dir` (from its results.json), or None: a re-run
-    asked for another destination exports there."""
-    try:
-        with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as f:
-            previous = json.load(f)
-    except (OSError, ValueError):
-        return None
-    path = previous.get("export_path")
-    if (previous.get("export_step") == step and path and os.path.isdir(path)
-            and os.path.isdir(export_dir)
-            and os.path.samefile(os.path.dirname(os.path.abspath(path)), export_dir)):
-        return path
-    return None
-
-
-def plot_history(csv_path, png_path):
-    """Writes a PNG of loss and top-1 accuracy, train and validation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = np.genfromtxt(csv_path, delimiter=",", names=True, dtype=float)
-    rows = np.atleast_1d(rows)
-    epochs = rows["epoch"] + 1
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "top1")):
-        for prefix, style in (("", "-"), ("val_", "--")):
-            # Keras prefixes a multi-output model's metrics with the head name.
-            for name in (prefix + metric, f"{prefix}predictions_{metric}"):
-                if name in rows.dtype.names:
-                    ax.plot(epochs, rows[name], style, marker="o",
-                            label=("validation " if prefix else "train ") + metric)
-                    break
-        ax.set_xlabel("epoch")
-        ax.set_title(metric)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
 
 
 def _steps(source, config, global_batch):
@@ -200,11 +113,81 @@ def _validation_record(train_source, val_source):
     return {"kind": "split", "source": val_source.name}
 
 
+class Job:
+    """A prepared run: its strategy, data, compiled model and callbacks."""
+
+    def __init__(self, config):
+        self.config = config
+        # The strategy first: MultiWorkerMirroredStrategy must configure
+        # collective ops before any other TensorFlow call.
+        self.strategy = distribute.get_strategy(config.strategy)
+        keras.utils.set_random_seed(config.seed)
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.policy = distribute.set_precision(config.precision)
+        self.chief = distribute.is_chief(self.strategy)
+        self.replicas = self.strategy.num_replicas_in_sync
+        self.global_batch = config.batch_size * self.replicas
+        self.train_source, self.val_source = _sources(config)
+        self.steps_per_epoch = _steps(self.train_source, config, self.global_batch)
+        self.backup_dir = os.path.join(config.output_dir, "backup")
+        self.model = self.output_names = None
+
+    def build(self):
+        with self.strategy.scope():
+            self.model = build_model(self.config, self.train_source.num_classes)
+            compile_for(self.model, self.config, self.steps_per_epoch)
+        output = self.model.output
+        self.output_names = list(output) if isinstance(output, dict) else None
+
+    def train_stream(self, input_context=None, start_epoch=0, skip_batches=0):
+        config = self.config
+        return data.training_stream(
+            self.train_source, image_size=config.image_size, batch_size=self.global_batch,
+            steps_per_epoch=self.steps_per_epoch, seed=config.seed, start_epoch=start_epoch,
+            skip_batches=skip_batches, output_names=self.output_names,
+            augment=augment_config(config), normalization=config.normalization,
+            cache=config.cache, input_context=input_context)
+
+    def val_dataset(self, input_context=None):
+        """The validation split, not sharded: every worker validates on all of it."""
+        config = self.config
+        return data.build_dataset(
+            self.val_source, training=False, image_size=config.image_size,
+            batch_size=config.batch_size if input_context else self.global_batch,
+            output_names=self.output_names, normalization=config.normalization,
+            cache=config.cache)
+
+    def callbacks(self):
+        callbacks = [StopOnNaN(self.config)]
+        if self.chief:
+            callbacks += [
+                keras.callbacks.CSVLogger(os.path.join(self.config.output_dir, "history.csv"),
+                                          append=True),
+                keras.callbacks.TensorBoard(os.path.join(self.config.output_dir,
+                                                         "tensorboard")),
+            ]
+        return callbacks
+
+
 def run(config):
     """Trains (resuming from `output_dir/backup` when a checkpoint is there)
     and exports. Returns a dict of results (history, export path, times)."""
     config = config.resolved()
     started = time.time()
+    job = prepare(config)
+    history = fit(job)
+    results = {"history": history, "train_seconds": time.time() - started,
+               "output_dir": config.output_dir}
+    if job.chief:
+        finalize(job, results)
+    return results
+
+
+def prepare(config):
+    """The `Job` of a resolved config: refuses a resume of another model
+    before anything is written, then records the run (backup state,
+    config.json) and builds the compiled model."""
     backend = keras.backend.backend()
     if config.backend is not None and config.backend != backend:
         raise ValueError(
@@ -212,115 +195,50 @@ def run(config):
             f"the {backend} backend; set KERAS_BACKEND={config.backend} before starting "
             "Python (googlenet train --backend does).")
     config = dataclasses.replace(config, backend=backend)
-    # The strategy first: MultiWorkerMirroredStrategy must configure
-    # collective ops before any other TensorFlow call.
-    strategy = distribute.get_strategy(config.strategy)
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    policy = distribute.set_precision(config.precision)
-    chief = distribute.is_chief(strategy)
-    replicas = strategy.num_replicas_in_sync
-    global_batch = config.batch_size * replicas
-
-    train_source, val_source = _sources(config)
-    steps_per_epoch = _steps(train_source, config, global_batch)
-
-    backup_dir = os.path.join(config.output_dir, "backup")
+    job = Job(config)
+    settings = run_settings(config, job.train_source, job.replicas, job.steps_per_epoch)
     # Before writing anything: a refused resume leaves the run as it was.
-    settings = run_settings(config, train_source, replicas, steps_per_epoch)
-    resuming = check_resume(backup_dir, settings) is not None
+    resuming = check_resume(job.backup_dir, settings) is not None
     os.makedirs(config.output_dir, exist_ok=True)
-    if chief and not resuming:
-        checkpointing.start(backup_dir, settings)
-    if chief:
-        files.write_json(os.path.join(config.output_dir, "config.json"),
-                    dict(dataclasses.asdict(config), policy=policy, replicas=replicas,
-                         global_batch=global_batch, steps_per_epoch=steps_per_epoch,
-                         num_classes=train_source.num_classes,
-                         class_names=train_source.class_names,
-                         validation=_validation_record(train_source, val_source)))
+    if job.chief and not resuming:
+        checkpointing.start(job.backup_dir, settings)
+    if job.chief:
+        files.write_json(os.path.join(config.output_dir, "config.json"), dict(
+            dataclasses.asdict(config), policy=job.policy, replicas=job.replicas,
+            global_batch=job.global_batch, steps_per_epoch=job.steps_per_epoch,
+            num_classes=job.train_source.num_classes, class_names=job.train_source.class_names,
+            validation=_validation_record(job.train_source, job.val_source)))
+    job.build()
+    return job
 
-    with strategy.scope():
-        model = build_model(config, train_source.num_classes)
-        compile_for(model, config, steps_per_epoch)
-    output_names = list(model.output) if isinstance(model.output, dict) else None
-    augment_cfg = augment_config(config)
 
-    def train_stream(input_context=None, start_epoch=0, skip_batches=0):
-        return data.training_stream(
-            train_source, image_size=config.image_size, batch_size=global_batch,
-            steps_per_epoch=steps_per_epoch, seed=config.seed, start_epoch=start_epoch,
-            skip_batches=skip_batches, output_names=output_names, augment=augment_cfg,
-            normalization=config.normalization, cache=config.cache,
-            input_context=input_context)
-
-    def val_dataset(input_context=None):
-        # Not sharded: every worker validates on the whole split.
-        return data.build_dataset(
-            val_source, training=False, image_size=config.image_size,
-            batch_size=config.batch_size if input_context else global_batch,
-            output_names=output_names, normalization=config.normalization, cache=config.cache)
-
-    callbacks = [StopOnNaN(config)]
-    if chief:
-        callbacks += [
-            keras.callbacks.CSVLogger(os.path.join(config.output_dir, "history.csv"),
-                                      append=True),
-            keras.callbacks.TensorBoard(os.path.join(config.output_dir, "tensorboard")),
-        ]
+def fit(job):
+    """Trains the job's model to its last epoch; the history dict."""
+    config = job.config
     if config.strategy == "multi_worker" or isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        history = custom_loop.train(
-            model, strategy, train_stream, config.epochs, steps_per_epoch,
-            validation_dataset_fn=val_dataset if val_source else None,
-            backup_dir=backup_dir, save_freq=config.save_freq, callbacks=callbacks,
-            chief=chief, verbose=config.verbose)
-    else:
-        history = fit_resumable(model, config, train_stream,
-                                val_dataset() if val_source else None,
-                                steps_per_epoch, backup_dir, callbacks)
-    results = {"history": history, "train_seconds": time.time() - started,
-               "output_dir": config.output_dir}
-    if chief:
-        csv_path = os.path.join(config.output_dir, "history.csv")
-        if os.path.exists(csv_path):
-            plot_history(csv_path, os.path.join(config.output_dir, "curves.png"))
-        model_path = os.path.join(config.output_dir, "model.keras")
-        infer = inference_model(model)
-        # The model file carries what a consumer needs to use it correctly.
-        contract_lib.save_model(infer, model_path, model_contract(config, train_source))
-        results["model_path"] = model_path
-        if val_source is not None:
-            results["val"], probabilities, labels = infer_metrics(infer, val_dataset())
-            write_validation_pictures(config, val_source, probabilities, labels,
-                                      int(model.optimizer.iterations.numpy()))
-        if config.export_dir:
-            step = int(model.optimizer.iterations.numpy())
-            # A re-run of a finished job trains nothing: it must not publish
-            # the same weights again as a new version.
-            results["export_path"] = _previous_export(config.output_dir, step,
-                                                      config.export_dir)
-            if results["export_path"]:
-                print(f"Already exported at step {step}: {results['export_path']}")
-            elif backend == "tensorflow":
-                from keras_googlenet.serving.export import export_saved_model
+            job.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return custom_loop.train(
+            job.model, job.strategy, job.train_stream, config.epochs, job.steps_per_epoch,
+            validation_dataset_fn=job.val_dataset if job.val_source else None,
+            backup_dir=job.backup_dir, save_freq=config.save_freq, callbacks=job.callbacks(),
+            chief=job.chief, verbose=config.verbose)
+    return fit_resumable(job.model, config, job.train_stream,
+                         job.val_dataset() if job.val_source else None,
+                         job.steps_per_epoch, job.backup_dir, job.callbacks())
 
-                results["export_path"] = export_saved_model(
-                    infer, config.export_dir, class_names=train_source.class_names,
-                    image_size=config.image_size, normalization=config.normalization)
-            else:
-                # A SavedModel is a TensorFlow graph: model.keras, with its
-                # contract, is exported by a child process on TensorFlow.
-                log.info("Exporting %s from a process on the TensorFlow backend (this run "
-                         "trained on %s).", model_path, backend)
-                results["export_path"] = backends.call_under_tensorflow(
-                    "keras_googlenet.serving.export", "export_model_file", model_path,
-                    config.export_dir)
-            results["export_step"] = step
-        files.write_json(os.path.join(config.output_dir, "results.json"),
-                    {k: v for k, v in results.items() if k != "history"})
-    return results
+
+def finalize(job, results):
+    """The chief's files of a trained job (`outputs.finalize`)."""
+    config, model = job.config, job.model
+    step = int(model.optimizer.iterations.numpy())
+
+    def pictures(probabilities, labels):
+        write_validation_pictures(config, job.val_source, probabilities, labels, step)
+
+    return outputs.finalize(
+        inference_model(model), config.output_dir, model_contract(config, job.train_source),
+        results, val_data=job.val_dataset() if job.val_source is not None else None,
+        export_dir=config.export_dir, step=step, pictures=pictures)
 
 
 def model_contract(config, train_source):
@@ -329,18 +247,6 @@ def model_contract(config, train_source):
         normalization=config.normalization, image_size=config.image_size,
         class_names=train_source.class_names,
         variant={"batch_norm": config.batch_norm, "kernel_5x5": config.kernel_5x5})
-
-
-def infer_metrics(model, dataset):
-    """Top-1 and top-5 accuracy of a single-output model over a labelled
-    dataset (the evaluation module's metrics, on the 1-crop pipeline)."""
-    from keras_googlenet.inference.metrics import classification_metrics
-    from keras_googlenet.inference.predictors import predict_dataset
-
-    probabilities, labels = predict_dataset(model, dataset)
-    metrics = classification_metrics(probabilities, labels)
-    return ({"top1": metrics["top1_accuracy"], "top5": metrics["top5_accuracy"],
-             "examples": metrics["num_examples"]}, probabilities, labels)
 
 
 def write_validation_pictures(config, val_source, probabilities, labels, step):

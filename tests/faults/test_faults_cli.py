@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_googlenet.inference import evaluation, predictors
 from keras_googlenet.models.metrics import TopKAccuracy
+from keras_googlenet.train import callbacks, outputs
 from keras_googlenet.train import trainer as train
 
 SIZE = 32
@@ -45,9 +46,9 @@ def keras_metric(metric, model, dataset):
 
 
 def _scores(model, data):
-    """What `evaluate` and `train.infer_metrics` (results.json) score."""
+    """What `evaluate` and `outputs.infer_metrics` (results.json) score."""
     results = evaluation.evaluate(model, data=data, normalization=None, verbose=0)
-    metrics, _, _ = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    metrics, _, _ = outputs.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
                                         .batch(8))
     return results, metrics
 
@@ -79,7 +80,7 @@ def test_diverged_model_scores_nothing_as_in_keras():
     # comparisons alone would count every label as a hit.
     model = constant_model([np.nan] * CLASSES)
     data = balanced_dataset()
-    metrics, _, _ = train.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    metrics, _, _ = outputs.infer_metrics(model, data.map(lambda x, y: (tf.cast(x, tf.float32), y))
                                         .batch(8))
     keras_top5 = keras_metric(keras.metrics.SparseTopKCategoricalAccuracy(k=5), model, data)
     assert metrics["top5"] == pytest.approx(keras_top5) == 0.0
@@ -239,7 +240,7 @@ def diverging_run(config):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse")
     x = np.array([[1.0, np.nan, 0.0]] * 4, np.float32)
-    model.fit(x, np.zeros((4, 2)), callbacks=[train.StopOnNaN(config)], verbose=0)
+    model.fit(x, np.zeros((4, 2)), callbacks=[callbacks.StopOnNaN(config)], verbose=0)
 
 
 def test_divergence_is_one_line(tmp_path, capsys, monkeypatch):

@@ -26,6 +26,7 @@ from keras_googlenet import cli
 from keras_googlenet.train import checkpointing
 from keras_googlenet.train import config as config_lib
 from keras_googlenet.train import resume
+from keras_googlenet.train import callbacks
 from keras_googlenet.train import trainer as train
 
 STEPS, SAVE_FREQ, EPOCHS = 4, 2, 2
@@ -511,8 +512,8 @@ def _diverge(config):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse")
     x = np.array([[1.0, np.nan, 0.0]] * 4, np.float32)
-    with pytest.raises(train.TrainingDiverged) as error:
-        model.fit(x, np.zeros((4, 2)), callbacks=[train.StopOnNaN(config)], verbose=0)
+    with pytest.raises(callbacks.TrainingDiverged) as error:
+        model.fit(x, np.zeros((4, 2)), callbacks=[callbacks.StopOnNaN(config)], verbose=0)
     return str(error.value)
 
 

@@ -85,7 +85,7 @@ def test_run_refuses_bad_numbers_before_loading(tmp_path, kwargs, message):
 
 
 def test_finetune_stops_on_a_non_finite_loss():
-    from keras_googlenet.train.trainer import TrainingDiverged
+    from keras_googlenet.train.callbacks import TrainingDiverged
 
     keras.utils.set_random_seed(0)
     pretrained = kg.GoogLeNet(classes=10, input_shape=(32, 32, 3), batch_norm=True)
@@ -99,7 +99,7 @@ def test_finetune_stops_on_a_non_finite_loss():
 def test_linear_probe_on_non_finite_features_stops_and_saves_nothing(tmp_path):
     """A backbone whose pooled features are not finite (NaN weights) gives
     the linear probe nothing to fit: stopped as a diverged run, no model."""
-    from keras_googlenet.train.trainer import TrainingDiverged
+    from keras_googlenet.train.callbacks import TrainingDiverged
 
     pretrained = kg.GoogLeNet(classes=10, input_shape=(32, 32, 3), batch_norm=True)
     layer = pretrained.get_layer("inception_5b_1x1")

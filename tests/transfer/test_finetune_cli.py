@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from keras_googlenet import cli
-from keras_googlenet.cli import finetune as finetune_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,11 +42,28 @@ def test_help_names_every_flag_with_its_default():
                                     or action.required), action.dest
 
 
-def test_cli_defaults_are_the_library_defaults():
-    from keras_googlenet.train import finetune
+def test_the_flags_are_the_config_fields_and_say_their_defaults():
+    """One definition: every FinetuneConfig field is a flag whose help shows
+    the field's default, and the library's `run` takes the same names."""
+    import dataclasses
+    import inspect
 
-    assert finetune_cli.DEFAULTS == finetune.DEFAULTS
-    assert finetune_cli.MODES == finetune.MODES
+    from keras_googlenet.train import finetune
+    from keras_googlenet.train.finetune_config import FinetuneConfig
+
+    parser = cli.build_parser(["finetune"])._subparsers._group_actions[0].choices["finetune"]
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
+    config_fields = dataclasses.fields(FinetuneConfig)
+    assert set(actions) == {f.name for f in config_fields}
+    for field in config_fields:
+        default = field.metadata["default"]
+        if default not in (None, "", False):
+            assert f"default: {default}" in " ".join(actions[field.name].help.split()), field.name
+    assert list(inspect.signature(finetune.run).parameters) == ["model", "options"]
+    with pytest.raises(TypeError, match="learning_rat"):
+        finetune.run("m.keras", learning_rat=0.1)
+    with pytest.raises(ValueError, match="--mode must be one of"):
+        finetune.run("m.keras", mode="probe")
 
 
 @pytest.mark.parametrize("args, message", [
