@@ -23,11 +23,12 @@ def _fresh_keras_state():
     keras.mixed_precision.set_global_policy("float32")
 
 
-# A digits model shared by the transfer tests (tests/transfer/).
+# A digits model shared by the fine-tuning tests (tests/train/test_protocol.py,
+# tests/train/test_finetune_cli.py).
 @pytest.fixture(scope="session")
 def digits_model(tmp_path_factory):
     """A small digits model (classes 0-4, 32x32, no auxiliary heads) trained
-    once for the tests of tests/transfer/: 320 steps, enough for the batch-norm
+    once for the fine-tuning tests: 320 steps, enough for the batch-norm
     moving statistics (momentum 0.99) to forget their initial values, which
     frozen-batch-norm fine-tuning relies on."""
     from keras_googlenet.train import config as config_lib
