@@ -5,7 +5,7 @@ the modules. The layers are documented in keras_googlenet/__init__.py."""
 import ast
 import pathlib
 
-import conftest as fx
+import helpers as fx
 
 PACKAGE = pathlib.Path(fx.ROOT) / "keras_googlenet"
 # Each subpackage (or top-level module) and its layer: a layer imports only

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-import conftest as fx
+import helpers as fx
 
 
 # Slow: 2.5 minutes of XLA compilation (five models).
@@ -25,7 +25,7 @@ def test_data_parallel_matches_one_device():
 
 
 def test_data_parallel_refused_off_jax():
-    # This process runs Keras on TensorFlow (tests/conftest.py imports it).
+    # This process runs Keras on TensorFlow, the default backend.
     from keras_googlenet.train import distribute
 
     with pytest.raises(ValueError, match="needs the JAX backend, and Keras runs on tensorflow"):

@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-import conftest as fx
+import helpers as fx
 
 PACKAGE = pathlib.Path(fx.ROOT) / "keras_googlenet"
 

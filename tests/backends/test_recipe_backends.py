@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-import conftest as fx
+import helpers as fx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

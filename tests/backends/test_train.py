@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-import conftest as fx
+import helpers as fx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

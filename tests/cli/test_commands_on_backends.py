@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-import conftest as fx
+import helpers as fx
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 pytestmark = pytest.mark.skipif(BACKEND == "tensorflow",

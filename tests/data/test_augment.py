@@ -5,7 +5,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_googlenet.data import augment
-import conftest as fx
+import helpers as fx
 
 NUM_DRAWS = 500
 

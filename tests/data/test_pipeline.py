@@ -6,7 +6,7 @@ from keras_googlenet.data import augment
 from keras_googlenet.data import pipeline as data
 from keras_googlenet.data import preprocessing
 from keras_googlenet.data import sources
-import conftest as fx
+import helpers as fx
 
 HEADS = ["predictions", "aux1", "aux2"]
 

@@ -4,7 +4,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_googlenet.data import preprocessing
-import conftest as fx
+import helpers as fx
 
 
 def _decode(data):

@@ -9,7 +9,7 @@ import tensorflow_datasets as tfds
 from keras_googlenet.data import preprocessing
 from keras_googlenet.data import sources
 from keras_googlenet.data.sources import embedded
-import conftest as fx
+import helpers as fx
 
 
 def _items(source, **kwargs):

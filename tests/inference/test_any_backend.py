@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import conftest as fx
+import helpers as fx
 import keras_googlenet as kg
 from keras_googlenet.data import preprocessing
 from keras_googlenet.inference import loader, predict, predictors

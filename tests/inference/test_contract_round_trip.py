@@ -19,7 +19,7 @@ from keras_googlenet.data import pipeline, sources
 from keras_googlenet.inference import evaluation, loader, predictors
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.serving import export
-import conftest as fx
+import helpers as fx
 
 NAMES = ["circle", "square", "triangle"]
 SIZE = 32

@@ -5,7 +5,7 @@ import pytest
 
 from keras_googlenet.serving import export
 from keras_googlenet.inference import predict, predictors
-import conftest as fx
+import helpers as fx
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-import conftest as fx
+import helpers as fx
 from keras_googlenet.models import objective
 
 LOAD = """

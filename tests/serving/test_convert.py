@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras_googlenet.inference.converted import onnx_predict, tflite_predict
 from keras_googlenet.serving import convert
 from keras_googlenet.serving import export
-import conftest as fx
+import helpers as fx
 
 # float32 conversions run the same float ops; dynamic-range quantisation
 # stores int8 weights, so its probabilities move by up to a few 1e-3.

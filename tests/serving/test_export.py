@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_googlenet import GoogLeNet
 from keras_googlenet.models import averages, contract
 from keras_googlenet.serving import export, signatures, versions
 from keras_googlenet.models import imagenet
 from keras_googlenet.serving import client as serving_client
-import conftest as fx
+import helpers as fx
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.dirname(sys.executable)
@@ -266,7 +267,7 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="takes 64x64 inputs but image_size=224"):
         export.export_saved_model(model, tmp_path / "m", image_size=224)
     with pytest.raises(ValueError, match="Only classifiers"):
-        export.export_saved_model(fx.GoogLeNet(include_top=False), tmp_path / "m")
+        export.export_saved_model(GoogLeNet(include_top=False), tmp_path / "m")
     assert versions.existing_versions(tmp_path / "m") == []
 
 

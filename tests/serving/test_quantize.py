@@ -3,14 +3,16 @@ with float32, their sidecar contracts, and bad calibration input."""
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from keras_googlenet import cli
+from keras_googlenet import GoogLeNet, cli
 from keras_googlenet.inference import evaluation, predict
 from keras_googlenet.models import contract as contract_lib
 from keras_googlenet.serving import quantize
-import conftest as fx
+import helpers as fx
 
 AGREEMENT = 0.97
 CALIBRATION_IMAGES = 32
@@ -20,8 +22,8 @@ CALIBRATION_IMAGES = 32
 def converted(tmp_path_factory):
     """A 10-class 64x64 batch-norm model as .keras, int8 .tflite and int8 .onnx."""
     root = tmp_path_factory.mktemp("int8")
-    fx.keras.utils.set_random_seed(7)
-    model = fx.GoogLeNet(classes=10, input_shape=(64, 64, 3), batch_norm=True)
+    keras.utils.set_random_seed(7)
+    model = GoogLeNet(classes=10, input_shape=(64, 64, 3), batch_norm=True)
     contract = contract_lib.Contract(image_size=64, class_names=[f"d{i}" for i in range(10)])
     keras_path = contract_lib.save_model(model, str(root / "m.keras"), contract)
     calibration = quantize.calibration_images("embedded", CALIBRATION_IMAGES, 64, "caffe")
@@ -57,7 +59,7 @@ def test_int8_agrees_with_float32_through_evaluate(converted):
 def test_int8_files_are_integer_and_carry_their_contract(converted):
     _, paths = converted
     # The batch-norm variant has no LRN: every compute op runs in int8.
-    ops = fx.tf.lite.Interpreter(model_path=paths["tflite"])._get_ops_details()
+    ops = tf.lite.Interpreter(model_path=paths["tflite"])._get_ops_details()
     assert "CONV_2D" in {op["op_name"] for op in ops}
     for path in paths.values():
         contract, info = contract_lib.read_sidecar(path)

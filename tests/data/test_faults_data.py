@@ -8,7 +8,7 @@ import os
 import pytest
 import tensorflow as tf
 
-import conftest as fx
+import helpers as fx
 from keras_googlenet import cli
 from keras_googlenet.train import config as config_lib
 from keras_googlenet.data import sources

@@ -316,7 +316,7 @@ def converted_files(tmp_path_factory):
     pytest.importorskip("onnxruntime")
     from keras_googlenet.models import contract as contract_lib
     from keras_googlenet.serving import convert, quantize
-    import conftest as fx
+    import helpers as fx
 
     root = tmp_path_factory.mktemp("converted")
     inputs = keras.Input((CONVERTED_SIZE, CONVERTED_SIZE, 3))
@@ -404,7 +404,7 @@ def test_sidecar_image_size_differs_from_the_model_input(converted_files, tmp_pa
 @pytest.mark.parametrize("damage", ["truncated", "png"])
 def test_unreadable_converted_file_is_one_line(converted_files, tmp_path, capsys, command, ext,
                                                runtime, damage):
-    import conftest as fx
+    import helpers as fx
 
     paths, image = converted_files
     with open(paths[ext], "rb") as f:

@@ -299,7 +299,7 @@ def _measure_in_subprocess(call, use_torch):
     the call; `ru_maxrss` would not do: Linux carries the parent's (pytest's,
     with TensorFlow loaded) peak over into the child.
     """
-    import conftest as fx
+    import helpers as fx
 
     code = (
         "import json, time\n"

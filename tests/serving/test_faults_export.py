@@ -15,7 +15,7 @@ import zlib
 import pytest
 import tensorflow as tf
 
-import conftest as fx
+import helpers as fx
 from keras_googlenet import cli, files
 from keras_googlenet.data import pipeline as data
 from keras_googlenet.serving import export, signatures, versions
