@@ -300,7 +300,7 @@ def header_problem(encoded, max_pixels=DEFAULT_MAX_PIXELS):
         (see `_MAX_GIF_STEPS`) "is too complex: ...".
     """
     height, width, fmt, intact, frames, complete = _read_sizes(encoded)
-    # A GIF without frames keeps its screen's size (the old header check).
+    # A GIF without frames is held to its logical screen's size alone.
     too_large = tf.maximum(frames, 1) * height * width > max_pixels
     dims = [tf.strings.as_string(height), "x", tf.strings.as_string(width), " pixels ("]
     limit = ", more than max_pixels=" + str(max_pixels)
