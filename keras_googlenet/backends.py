@@ -10,7 +10,7 @@ imports torch._dynamo and with it triton (part of every CUDA build of
 torch), and LLVM aborts the process when triton is loaded after TensorFlow
 ("Option ... registered more than once"). Every module that imports
 TensorFlow therefore imports Keras first, and `googlenet` starts Keras
-before TensorFlow (tests/test_import_order.py checks both).
+before TensorFlow (tests/backends/test_import_order.py checks both).
 """
 import json
 import os

@@ -44,9 +44,10 @@ _SCAN_FOLLOWERS = [0x00, 0xFF, 0xD9, 0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, 0xFE,
                    *range(0xE0, 0xF0)]
 # Steps of the GIF walk. A step reads a block's header, skips up to _GIF_RUN
 # full (255-byte) sub-blocks and one more: real files take about two per
-# frame plus one per 64 KB of image data; 8192 steps cost about 0.3 s of CPU.
-# A file that needs more (a frame hidden behind thousands of tiny blocks)
-# is refused unchecked ("is too complex").
+# frame plus one per 64 KB of image data. The cap bounds the CPU time one
+# file can cost (docs/performance.md, "Image header checks"); a file that
+# needs more (a frame hidden behind thousands of tiny blocks) is refused
+# unchecked ("is too complex").
 _MAX_GIF_STEPS = 2**13
 _GIF_RUN = 256
 # Bytes of the colour table that a GIF flags byte (screen or frame) announces.
@@ -299,7 +300,7 @@ def header_problem(encoded, max_pixels=DEFAULT_MAX_PIXELS):
         (see `_MAX_GIF_STEPS`) "is too complex: ...".
     """
     height, width, fmt, intact, frames, complete = _read_sizes(encoded)
-    # A GIF without frames keeps its screen's size (the old header check).
+    # A GIF without frames is held to its logical screen's size alone.
     too_large = tf.maximum(frames, 1) * height * width > max_pixels
     dims = [tf.strings.as_string(height), "x", tf.strings.as_string(width), " pixels ("]
     limit = ", more than max_pixels=" + str(max_pixels)

@@ -2,9 +2,9 @@
 
 A GoogLeNet is only usable with the preprocessing it was trained with: the
 `preprocess_input` mode, the input size, the evaluation crop and the class
-names. Kept in a `config.json` beside the model, that contract was lost as
-soon as the file was moved, and images were silently normalised the wrong
-way. Every artifact therefore carries one record, an `ArtifactInfo` (the
+names. Kept only in a `config.json` beside the model, that contract would
+be lost as soon as the file is moved, and images silently normalised the
+wrong way. Every artifact therefore carries one record, an `ArtifactInfo` (the
 `Contract` and, for exports and converted files, how they were made),
 written by `write_info` and read back by `read_info`, where its kind of
 artifact keeps it:

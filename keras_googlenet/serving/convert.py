@@ -33,7 +33,7 @@ import tempfile
 import warnings
 
 import numpy as np
-import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
+import keras  # imported before TensorFlow: see backends.py
 import tensorflow as tf
 
 from keras_googlenet import files
@@ -156,8 +156,6 @@ def to_tflite(model, path, image_size=None, quantize=None, use_ema=True, optimiz
 def write_serve_archive(net, spec, directory):
     """A SavedModel of `net` with one "serve" endpoint, what the TFLite
     converters read."""
-    import keras
-
     archive = keras.export.ExportArchive()
     archive.track(net)
     archive.add_endpoint("serve", lambda images: net(images, training=False),

@@ -21,7 +21,7 @@ IEND chunk) raise `InvalidArgumentError` "image at batch index 2 could not be
 decoded: truncated JPEG ..." before anything is decoded, naming every bad
 image of the batch; so are an image whose header declares more than
 `max_pixels` pixels ("image at batch index 0 is too large: 23000x23000
-pixels (PNG header) ...", see `keras_googlenet.image_header`) and a JPEG
+pixels (PNG header) ...", see `keras_googlenet.data.image_header`) and a JPEG
 with a marker inside its compressed data ("is corrupt", refused before
 libjpeg prints "Corrupt JPEG data" on stderr). An empty batch returns empty
 outputs. Grayscale, RGBA, 16-bit and palette images are converted to RGB; a

@@ -3,10 +3,7 @@ installed, as every CUDA build of torch has it, loading Keras' PyTorch
 backend after TensorFlow aborts the process. These tests check the order
 itself, so they fail without triton too."""
 import ast
-import os
 import pathlib
-
-import pytest
 
 import helpers as fx
 

@@ -3,12 +3,12 @@ import keras
 import pytest
 import tensorflow as tf
 
+from keras_googlenet import LocalResponseNormalization
+
 # TensorFlow references (tf.nn, tf tensors); tests/models/test_layers_backends.py
 # checks the layer on every backend.
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="TensorFlow-backend test")
-
-from keras_googlenet import LocalResponseNormalization
 
 
 def caffe_lrn(x, local_size=5, alpha=1e-4, beta=0.75, k=1.0):

@@ -60,12 +60,11 @@ def train_val_sources(spec, train_split="train", val_split="validation", data_di
                       holdout_fraction=0.1, holdout_seed=0, **kwargs):
     """The training and validation sources of a training run.
 
-    A folder without a `val_split` sub-folder used to validate on its own
-    training images, which says nothing about generalisation. Such a folder
-    is now split by `folder_holdout` (a seeded per-class hold-out); with
-    `holdout_fraction=0` it still validates on the training images, with a
-    warning. TFRecord globs have no splits: they validate on the training
-    records, with a warning.
+    A folder without a `val_split` sub-folder is split by `folder_holdout`
+    (a seeded per-class hold-out): validating on its own training images
+    would say nothing about generalisation. With `holdout_fraction=0` it
+    validates on the training images, with a warning. TFRecord globs have
+    no splits: they validate on the training records, with a warning.
 
     Args:
         spec: data spec (see `get_source`).
