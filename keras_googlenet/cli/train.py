@@ -41,7 +41,7 @@ def add_arguments(parser):
     recipes = _recipe_defaults()
     flags.add_fields(parser, config_lib.TrainConfig,
                      default_text=functools.partial(_default_text, recipes=recipes))
-    # The flag's earlier name, still read (scripts and notes use it).
+    # --config: a hidden alias of --recipe (scripts and notes use it).
     parser.add_argument("--config", dest="recipe", default=None, help=argparse.SUPPRESS)
     parser.epilog = ("Each on/off flag FLAG has its --no-FLAG (e.g. --no-aux-classifiers, "
                      "--no-flip).")

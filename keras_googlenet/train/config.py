@@ -147,8 +147,8 @@ class TrainConfig:
         "mixed_float16 on GPUs, else float32"), PRECISIONS)
     jit_compile: Optional[bool] = _field(None, (
         "XLA-compile the training step; default: on under JAX (op by op is several times "
-        "slower there), off under TensorFlow and PyTorch (XLA measured 0.64x under "
-        "TensorFlow on CPU)"))
+        "slower there), off under TensorFlow and PyTorch (XLA slowed TensorFlow's CPU "
+        "training step: docs/performance.md)"))
     backend: Optional[str] = _field(None, (
         "Keras backend to train on (TensorFlow stays the input pipeline); default: "
         "KERAS_BACKEND, else Keras' configured backend"), BACKENDS)

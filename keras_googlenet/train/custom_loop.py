@@ -9,7 +9,6 @@ by `strategy.distribute_datasets_from_function`. It works for any strategy,
 so tests can compare it with `fit`.
 """
 import logging
-import time
 
 import keras
 import tensorflow as tf
@@ -80,16 +79,17 @@ def train(
     def test_step(batch):
         return strategy.run(model.test_step, args=(batch,))
 
-    callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
-    callback_list.set_params({"epochs": epochs, "steps": steps_per_epoch, "verbose": verbose})
-    history = {}
+    history = keras.callbacks.History()
+    # Keras' own progress bar (verbose 1) or line per epoch (2), on the chief.
+    callback_list = keras.callbacks.CallbackList(
+        [*callbacks, history], add_progbar=bool(verbose and chief), model=model,
+        epochs=epochs, steps=steps_per_epoch, verbose=verbose)
     callback_list.on_train_begin()
     for epoch in range(start_epoch, epochs):
         callback_list.on_epoch_begin(epoch)
         for metric in model.metrics:
             metric.reset_state()
         begin = skip if epoch == start_epoch else 0
-        started = time.time()
         logs = {}
         for batch in range(begin, steps_per_epoch):
             logs = train_step(train_iter)
@@ -101,18 +101,12 @@ def train(
             logs.update(evaluate(model, strategy, validation_dataset_fn, test_step))
         if backup_dir:
             _save(model, backup_dir, epoch + 1, 0, chief)
-        if verbose and chief:
-            shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-            print(f"Epoch {epoch + 1}/{epochs} - {time.time() - started:.0f}s - {shown}",
-                  flush=True)
         callback_list.on_epoch_end(epoch, logs)
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
     callback_list.on_train_end(logs if epochs > start_epoch else {})
     # Like fit: the Polyak-averaged weights become the model's weights.
     if model.optimizer.use_ema and epochs > start_epoch:
         model.optimizer.finalize_variable_values(model.trainable_variables)
-    return history
+    return history.history
 
 
 def _save(model, backup_dir, epoch, batch, chief):

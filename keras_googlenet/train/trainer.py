@@ -281,8 +281,8 @@ def fit_resumable(model, config, train_stream, val_data, steps_per_epoch, backup
     if state.get("step"):
         print(f"Resuming from {backup_dir}: epoch {start_epoch + 1}, batch {skip}.")
     if skip == steps_per_epoch:
-        # Written after an epoch's last batch by earlier versions: its
-        # training is complete (a fit of 0 steps would never end).
+        # A checkpoint at an epoch's last batch: its training is complete
+        # (a fit of 0 steps would never end).
         print(f"Epoch {start_epoch + 1} was trained to its end; its validation is skipped.")
         start_epoch, skip = start_epoch + 1, 0
     use_ema = model.optimizer.use_ema
