@@ -32,6 +32,9 @@ NON_NEGATIVE = Rule(">= 0", float, lambda v: v >= 0)
 FRACTION = Rule("in (0, 1]", float, lambda v: 0 < v <= 1)
 # Momentum, dropout, smoothing, held-out shares: 1 would leave nothing.
 PROPER_FRACTION = Rule("in [0, 1)", float, lambda v: 0 <= v < 1)
+# A folder's hold-out: 0 validates on the training images.
+HOLDOUT_FRACTION = Rule("in [0, 1) (0 validates on the training images)", float,
+                        lambda v: 0 <= v < 1)
 
 
 def passes(rule, value):

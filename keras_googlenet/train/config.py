@@ -48,8 +48,6 @@ SAME_ON_RESUME = ("data", "train_split", "classes", "examples_per_class", "holdo
 _AT_LEAST_TWO = checks.Rule("at least 2 (a classifier needs two classes)", int,
                             lambda v: v >= 2)
 _DISABLED_AT_0 = checks.Rule("in [0, 1) (0 disables averaging)", float, lambda v: 0 <= v < 1)
-_HOLDOUT = checks.Rule("in [0, 1) (0 validates on the training images)", float,
-                       lambda v: 0 <= v < 1)
 
 
 _field = fields.field
@@ -86,7 +84,7 @@ class TrainConfig:
     holdout_fraction: Optional[float] = _field(0.1, (
         "folder data without a <val-split> sub-folder: fraction of each class held out "
         "for validation (at least one image per class); 0 validates on the training images"),
-        rule=_HOLDOUT)
+        rule=checks.HOLDOUT_FRACTION)
     holdout_seed: Optional[int] = _field(0, (
         "seed of the hold-out draw (apart from --seed, so that runs with different seeds "
         "validate on the same images)"),

@@ -16,8 +16,6 @@ from keras_googlenet.train import fields
 from keras_googlenet.train.config import DATA_HELP, PRECISIONS
 
 MODES = ("linear-probe", "head", "full")
-_HOLDOUT = checks.Rule("in [0, 1) (0 validates on the training images)", float,
-                       lambda v: 0 <= v < 1)
 _field = fields.field
 
 
@@ -40,7 +38,7 @@ class FinetuneConfig:
         rule=checks.POSITIVE_INT)
     holdout_fraction: Optional[float] = _field(0.1, (
         "folder data without a validation sub-folder: fraction of each class held out for "
-        "validation (0 validates on the training images)"), rule=_HOLDOUT)
+        "validation (0 validates on the training images)"), rule=checks.HOLDOUT_FRACTION)
     mode: Optional[str] = _field("full", (
         "linear-probe: logistic regression (scikit-learn) on the frozen backbone's pooled "
         "features, saved as a Dense softmax head; head: a new classifier trained by SGD on "
