@@ -1,1 +1,1 @@
-"""Training: the configuration, the trainer, checkpoints and resume, distribution, the custom loop, fine-tuning."""
+"""Training: configurations (flag fields), the trainer, what a run writes, checkpoints and resume, distribution, the custom loop, fine-tuning."""

@@ -44,6 +44,9 @@ from keras_googlenet.models import contract as contract_lib
 # does this itself).
 from keras_googlenet.models import layers  # noqa: F401
 
+# Minutes each: the slow tier (CI runs it after the quick one).
+pytestmark = pytest.mark.slow
+
 folder, save, check_weights, load_from = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", \
     [b for b in sys.argv[4].split(",") if b]
 backend = keras.backend.backend()

@@ -12,6 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.slow
 def test_recipe_on_backend(backend):
     out = fx.result_of(fx.run_under(backend, [os.path.join(HERE, "recipe_check.py")]))
     assert out["backend"] == backend

@@ -36,6 +36,7 @@ def _positive(value):
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow
 def test_quick_benchmark_produces_every_figure(capsys):
     # One precision, small images, 1 round of 2 steps; torchvision only when
     # it is installed (the optional extra).

@@ -23,6 +23,9 @@ Seeds are fixed (data, weights, shuffling); the measured rates are printed.
 import numpy as np
 import pytest
 
+# Minutes each: the slow tier (CI runs it after the quick one).
+pytestmark = pytest.mark.slow
+
 CANVAS = 160
 TRAIN_CANVAS = 96
 DIGIT = 32

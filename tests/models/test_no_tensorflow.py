@@ -19,7 +19,7 @@ print(out.shape, sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow
 """
 
 
-@pytest.mark.parametrize("backend", ["numpy", "jax"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("jax", marks=pytest.mark.slow)])
 def test_model_imports_no_tensorflow(backend):
     # Keras' numpy backend uses jax.numpy for some ops, so both need jax.
     if importlib.util.find_spec("jax") is None:

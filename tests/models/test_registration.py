@@ -48,7 +48,9 @@ def _load(backend, imports, path, x, out):
                                   str(out)])
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+# TensorFlow in the quick tier; the other backends' processes take minutes.
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow),
+                                     pytest.param("torch", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("imports", ["import keras_googlenet, keras",
                                      "import keras, keras_googlenet"])
 def test_plain_keras_load_model_after_import(files, backend, imports, tmp_path):

@@ -40,6 +40,7 @@ def test_tflite_float_and_dynamic_range(reference, tmp_path):
     assert (tmp_path / "q.tflite").stat().st_size < (tmp_path / "m.tflite").stat().st_size / 3
 
 
+@pytest.mark.slow
 def test_tflite_batch_norm_variant(tmp_path):
     model = fx.small_model(seed=4, batch_norm=True)
     batch = convert.preprocessed_batch([fx.jpeg(seed=42)], fx.IMAGE_SIZE)

@@ -133,6 +133,7 @@ def test_concurrent_exports_get_distinct_versions(model, tmp_path):
     assert sorted(os.listdir(base)) == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_job_writes_no_new_version(tmp_path):
     out, base = tmp_path / "run", tmp_path / "export"
     argv = ["train", "--output-dir", str(out), "--export-dir", str(base), "--image-size", "65",

@@ -43,6 +43,7 @@ def converted(tmp_path_factory):
     return keras_path, paths
 
 
+@pytest.mark.slow
 def test_int8_agrees_with_float32_through_evaluate(converted):
     keras_path, paths = converted
     results = evaluation.evaluate([keras_path, paths["tflite"], paths["onnx"]],

@@ -10,6 +10,9 @@ import sys
 import numpy as np
 import pytest
 
+# Minutes each: the slow tier (CI runs it after the quick one).
+pytestmark = pytest.mark.slow
+
 WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
 # float32 sums in a different order (all-reduce of two half-batch gradients
 # versus one full-batch gradient) after 3 SGD steps.

@@ -146,6 +146,7 @@ def _with_backup(reference, output_dir):
 
 # Item 3: a resume from any recorded state finishes the job exactly.
 
+@pytest.mark.slow
 def test_full_run_keeps_the_last_two_checkpoints(reference):
     _, out = reference
     state = _state(out)
@@ -156,6 +157,7 @@ def test_full_run_keeps_the_last_two_checkpoints(reference):
     assert _logged_epochs(out) == ["0", "1"]
 
 
+@pytest.mark.slow
 def test_kills_during_validation_and_in_the_last_epoch_resume_to_the_same_weights(
         data_root, reference, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
@@ -187,6 +189,7 @@ def test_kills_during_validation_and_in_the_last_epoch_resume_to_the_same_weight
     assert _logged_epochs(out) == ["0", "1"]
 
 
+@pytest.mark.slow
 def test_state_at_the_end_of_an_epoch_resumes_with_the_next_epoch(
         data_root, reference, tmp_path, monkeypatch, capsys):
     # What earlier versions left after a kill during validation: epoch 0,
@@ -340,6 +343,7 @@ def test_damaged_state_file_is_named_and_nothing_is_deleted(
     assert _snapshot(backup) == before  # the checkpoint is still there
 
 
+@pytest.mark.slow
 def test_newest_checkpoint_unreadable_falls_back_to_the_older_one(
         data_root, reference, tmp_path, monkeypatch, caplog, capsys):
     out = tmp_path / "run"

@@ -46,6 +46,7 @@ def test_replace_classifier_needs_pool5():
         finetune.replace_classifier(backbone, 3)
 
 
+@pytest.mark.slow
 def test_finetune_command_on_embedded_data(tmp_path, capsys):
     pretrained = kg.GoogLeNet(classes=10, input_shape=(65, 65, 3), batch_norm=True)
     path = str(tmp_path / "pre.keras")

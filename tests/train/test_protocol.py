@@ -5,6 +5,8 @@ fixed seeds; chance is 20%)."""
 import json
 import os
 
+import pytest
+
 from keras_googlenet.train import config as config_lib
 from keras_googlenet.train import finetune, trainer
 
@@ -12,6 +14,7 @@ SMALL = dict(image_size=32, aux_classifiers=False, min_crop_area=0.5, ema_moment
              export_dir="", verbose=0)
 
 
+@pytest.mark.slow
 def test_pretrained_backbone_beats_scratch_with_the_same_steps(tmp_path, digits_model):
     budget = dict(classes="5,6,7,8,9", examples_per_class=10, seed=1)
     scratch = trainer.run(config_lib.build(dict(

@@ -90,6 +90,7 @@ class _Capture(keras.callbacks.Callback):
         self.seen_in_validation = self.model.get_layer("classifier").bias.numpy().copy()
 
 
+@pytest.mark.slow
 def test_ema_weights_are_validated_and_left_in_the_model():
     keras.utils.set_random_seed(0)
     model = kg.GoogLeNet(classes=3, input_shape=(32, 32, 3), batch_norm=True)

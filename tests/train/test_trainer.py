@@ -34,6 +34,7 @@ def _final_weights(output_dir):
     return keras.models.load_model(os.path.join(output_dir, "model.keras")).get_weights()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     reference = tmp_path / "reference"
     subprocess.run(_train_cmd(reference), check=True, env=_env(), timeout=300,
@@ -70,6 +71,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert epochs[-1] == "1"
 
 
+@pytest.mark.slow
 def test_short_main_job_writes_logs_model_and_export(tmp_path):
     out, export = tmp_path / "run", tmp_path / "export"
     argv = ["train", "--output-dir", str(out), "--export-dir", str(export), "--image-size", "65",
