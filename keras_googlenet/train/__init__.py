@@ -1,1 +1,2 @@
-"""Training: configurations (flag fields), the trainer, what a run writes, checkpoints and resume, distribution, the custom loop, fine-tuning."""
+"""Training: flag-field configurations, the trainer, what a run writes, checkpoints, resume,
+distribution, the custom loop and fine-tuning."""
