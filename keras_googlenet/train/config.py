@@ -40,8 +40,8 @@ _RECIPE_ONLY_KEYS = ("description", "base")
 # field may change on resume, and a change is logged.
 SAME_ON_RESUME = ("data", "train_split", "classes", "examples_per_class", "holdout_fraction",
                   "holdout_seed", "label_offset", "image_size", "batch_size",
-                  "normalization", "aux_classifiers", "batch_norm", "kernel_5x5", "momentum",
-                  "ema_momentum", "seed")
+                  "normalization", "aux_classifiers", "batch_norm", "kernel_5x5", "pool4_size",
+                  "momentum", "ema_momentum", "seed")
 
 
 # Rules of the fields that are neither a plain count nor a fraction.
@@ -131,6 +131,8 @@ class TrainConfig:
         rule=checks.PROPER_FRACTION)
     kernel_5x5: Optional[int] = _field(5, "kernel of the \"5x5\" branch: 5 (the paper) or 3 "
                                 "(torchvision)", (3, 5))
+    pool4_size: Optional[int] = _field(3, "pool4 (after inception_4e): a 3x3/2 max pool (3, the "
+                                          "paper) or 2x2/2 (2, torchvision)", (2, 3))
     min_crop_area: Optional[float] = _field(None, "smallest random crop, as a fraction of "
                                                   "the image area (the paper: 0.08)",
         rule=checks.FRACTION)

@@ -42,6 +42,7 @@ def build_model(config, num_classes):
         dropout_rate=config.dropout_rate,
         aux_dropout_rate=config.aux_dropout_rate,
         kernel_5x5=config.kernel_5x5,
+        pool4_size=config.pool4_size,
         weights=config.init_weights,
     )
 
@@ -246,7 +247,8 @@ def model_contract(config, train_source):
     return contract_lib.Contract(
         normalization=config.normalization, image_size=config.image_size,
         class_names=train_source.class_names,
-        variant={"batch_norm": config.batch_norm, "kernel_5x5": config.kernel_5x5})
+        variant={"batch_norm": config.batch_norm, "kernel_5x5": config.kernel_5x5,
+                 "pool4_size": config.pool4_size})
 
 
 def write_validation_pictures(config, val_source, probabilities, labels, step):

@@ -84,7 +84,7 @@ _NOT_DEFAULT = {
     "schedule": "constant", "warmup_epochs": 2.0, "decay_rate": 0.5, "decay_epochs": 2.0,
     "momentum": 0.5, "weight_decay": 0.001, "ema_momentum": 0.5, "label_smoothing": 0.1,
     "aux_classifiers": False, "aux_weight": 0.5, "batch_norm": True, "dropout_rate": 0.1,
-    "aux_dropout_rate": 0.2, "kernel_5x5": 3, "min_crop_area": 0.5, "flip": False,
+    "aux_dropout_rate": 0.2, "kernel_5x5": 3, "pool4_size": 2, "min_crop_area": 0.5, "flip": False,
     "photometric": False, "normalization": "torch", "cache": False, "precision": "float32",
     "jit_compile": True, "backend": "tensorflow", "strategy": "one_device", "seed": 7,
     "deterministic": True, "init_weights": "w.weights.h5", "output_dir": "mine",

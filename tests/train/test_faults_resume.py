@@ -258,7 +258,7 @@ def test_every_setting_that_changes_the_model_is_compared_on_resume():
     fields = {f.name for f in dataclasses.fields(config_lib.TrainConfig)}
     assert set(config_lib.SAME_ON_RESUME) <= fields
     assert {"classes", "examples_per_class", "normalization", "image_size", "batch_norm",
-            "kernel_5x5", "aux_classifiers", "seed", "holdout_seed"} <= set(
+            "kernel_5x5", "pool4_size", "aux_classifiers", "seed", "holdout_seed"} <= set(
                 config_lib.SAME_ON_RESUME)
 
 
