@@ -123,6 +123,7 @@ def test_racing_export_takes_the_next_free_version(model, tmp_path, monkeypatch)
     assert sorted(os.listdir(base)) == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_concurrent_exports_get_distinct_versions(model, tmp_path):
     import concurrent.futures
 
