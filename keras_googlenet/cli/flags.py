@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 
 from keras_googlenet import checks
-from keras_googlenet.models.contract import NORMALIZATION_CHOICES
+from keras_googlenet.models.contract import NORMALIZATION_CHOICES, requested_normalization
 from keras_googlenet.train import fields
 from keras_googlenet.train.config import DATA_HELP
 
@@ -157,4 +157,4 @@ def add_output_dir(parser, default):
 
 def normalization_arg(value):
     """The loader's spelling of a --normalization value."""
-    return None if value == "none" else value
+    return requested_normalization(value)
