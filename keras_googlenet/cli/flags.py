@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 
 from keras_googlenet import checks
-from keras_googlenet.models.contract import NORMALIZATION_CHOICES
+from keras_googlenet.models.contract import NORMALIZATION_CHOICES, requested_normalization
 from keras_googlenet.train import fields
 from keras_googlenet.train.config import DATA_HELP
 
@@ -48,11 +48,17 @@ fraction = flag_type(checks.FRACTION)
 proper_fraction = flag_type(checks.PROPER_FRACTION)
 
 
-def add_fields(parser, config_class, default_text=None):
+def add_fields(parser, config_class, default_text=None, parse_rules=True):
     """One flag per field of a `train.fields` dataclass (`--learning-rate`
     for `learning_rate`), each with its help, choices, rule and a "default:"
     that `default_text(field)` may say otherwise (a recipe's value). Every
-    flag's value is None unless given; on/off fields get a --no-FLAG."""
+    flag's value is None unless given; on/off fields get a --no-FLAG.
+
+    `parse_rules`: argparse checks each value against its field's rule
+    ("argument --epochs: must be ..."). `googlenet train` turns it off: its
+    values may also come from a recipe file, so the config's `validate`
+    checks them once, after the layers are merged, with one message for a
+    flag and a file alike."""
     for field in dataclasses.fields(config_class):
         name = field.name.replace("_", "-")
         help_text = field.metadata["help"]
@@ -68,7 +74,8 @@ def add_fields(parser, config_class, default_text=None):
             continue
         choices = fields.field_choices(field)
         parser.add_argument(f"--{name}", dest=field.name, default=None,
-                            type=_field_parser(config_class, field), choices=choices,
+                            type=_field_parser(config_class, field, parse_rules),
+                            choices=choices,
                             required=field.metadata["required"], help=help_text,
                             metavar="{" + ",".join(map(str, choices)) + "}" if choices else None)
     parser.epilog = "Each on/off flag FLAG has its --no-FLAG (e.g. --no-flip)."
@@ -86,10 +93,21 @@ def _default_text(field):
     return "" if default is None else f"default: {show(default)}"
 
 
-def _field_parser(config_class, field):
-    """A numeric field's text is parsed and checked by its rule (a number
-    without one by "an integer" / "a finite number"); text stays text."""
+def _field_parser(config_class, field, parse_rules=True):
+    """A numeric field's text parsed and checked by its rule (a number
+    without one by "an integer" / "a finite number"), or only converted to
+    its type (`parse_rules=False`); text stays text."""
     kind = fields.field_type(config_class, field)
+    if kind is str:
+        return None  # argparse's own
+    if not parse_rules:
+        def convert(text):
+            try:
+                return fields.coerce(config_class, field.name, text)
+            except ValueError as e:
+                raise argparse.ArgumentTypeError(str(e)) from None
+
+        return convert
     rule = field.metadata["rule"] or {int: checks.INTEGER, float: checks.FINITE}.get(kind)
     return flag_type(rule) if rule is not None else None
 
@@ -139,4 +157,4 @@ def add_output_dir(parser, default):
 
 def normalization_arg(value):
     """The loader's spelling of a --normalization value."""
-    return None if value == "none" else value
+    return requested_normalization(value)

@@ -40,7 +40,8 @@ def _default_text(field, recipes):
 def add_arguments(parser):
     recipes = _recipe_defaults()
     flags.add_fields(parser, config_lib.TrainConfig,
-                     default_text=functools.partial(_default_text, recipes=recipes))
+                     default_text=functools.partial(_default_text, recipes=recipes),
+                     parse_rules=False)
     # --config: a hidden alias of --recipe (scripts and notes use it).
     parser.add_argument("--config", dest="recipe", default=None, help=argparse.SUPPRESS)
     parser.epilog = ("Each on/off flag FLAG has its --no-FLAG (e.g. --no-aux-classifiers, "

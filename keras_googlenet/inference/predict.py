@@ -144,7 +144,7 @@ def predict_files(model_or_path, paths, top=5, image_size=None, normalization="a
         if normalization == "auto":
             normalization = contract_lib.DEFAULT_NORMALIZATION
         results = _predict_keras(model_or_path, paths, top, image_size,
-                                 None if normalization == "none" else normalization, class_names)
+                                 contract_lib.requested_normalization(normalization), class_names)
     if verbose:
         print(format_predictions(results))
     return results

@@ -61,7 +61,7 @@ class Predictor:
 
 
 def _check_normalization(normalization):
-    return contract_lib.check_normalization(None if normalization == "none" else normalization)
+    return contract_lib.check_normalization(contract_lib.requested_normalization(normalization))
 
 
 def keras_predictor(model, image_size=None, normalization=preprocessing.DEFAULT_MODE,

@@ -35,6 +35,12 @@ DEFAULT_CROP_FRACTION = 0.875  # resize the shorter side to 256, crop 224
 NORMALIZATION_CHOICES = ("auto", *NORMALIZATIONS, "none")
 
 
+def requested_normalization(value):
+    """A user's normalization choice in the loaders' spelling: "none" (RGB
+    in [0, 255] as it is) is None; "auto" and the modes stay."""
+    return None if value == "none" else value
+
+
 @dataclasses.dataclass(frozen=True)
 class Contract:
     """The preprocessing contract of a model.

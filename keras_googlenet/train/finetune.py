@@ -256,7 +256,7 @@ def run(model, **options):
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     policy = distribute.set_precision(config.precision)
-    normalization = None if config.normalization == "none" else config.normalization
+    normalization = contract_lib.requested_normalization(config.normalization)
     pretrained, contract = load_pretrained(config.model, normalization=normalization,
                                            image_size=config.image_size)
     image_size = contract.image_size or pretrained.input.shape[1]

@@ -5,6 +5,8 @@ itself, so they fail without triton too."""
 import ast
 import pathlib
 
+import pytest
+
 import helpers as fx
 
 PACKAGE = pathlib.Path(fx.ROOT) / "keras_googlenet"
@@ -41,6 +43,7 @@ print("RESULT", {"code": code, "torch": names.index("torch"),
 """
 
 
+@pytest.mark.slow
 def test_the_command_line_imports_torch_before_tensorflow(tmp_path):
     model = fx.small_model()
     path = str(tmp_path / "m.keras")

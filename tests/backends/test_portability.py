@@ -25,6 +25,9 @@ import sys
 import numpy as np
 import pytest
 
+# Minutes each: the slow tier (CI runs it after the quick one).
+pytestmark = pytest.mark.slow
+
 TOL = 1e-5
 SIZE = 65  # the smallest side at which the auxiliary heads still fit
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,9 +46,6 @@ from keras_googlenet.models import contract as contract_lib
 # imports its modules lazily, so import the layers module (loader.load_model
 # does this itself).
 from keras_googlenet.models import layers  # noqa: F401
-
-# Minutes each: the slow tier (CI runs it after the quick one).
-pytestmark = pytest.mark.slow
 
 folder, save, check_weights, load_from = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", \
     [b for b in sys.argv[4].split(",") if b]

@@ -78,6 +78,7 @@ def test_predict_gives_the_validation_probabilities_and_names(trained):
     assert np.abs(wrong - got).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_export_and_the_saved_model(trained, tmp_path):
     assert cli.main(["export", "--model", trained["moved"], "--base-dir",
                      str(tmp_path / "serving")]) == 0

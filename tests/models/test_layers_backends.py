@@ -73,6 +73,7 @@ _NEEDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
 @pytest.mark.parametrize("backend", sorted(_NEEDS))
+@pytest.mark.slow
 def test_lrn_on_backend(backend):
     if importlib.util.find_spec(_NEEDS[backend]) is None:
         pytest.skip(f"{_NEEDS[backend]} is not installed")

@@ -69,6 +69,7 @@ def test_keras_alone_cannot_place_our_layer(files, tmp_path):
 @pytest.mark.parametrize("module", ["keras_googlenet.models.googlenet",
                                     "keras_googlenet.weights.keras_file",
                                     "keras_googlenet.models.objective"])
+@pytest.mark.slow
 def test_registering_inside_keras_import_reenters_nothing(module):
     # The registration runs inside the first `import keras`, which one of
     # our modules may be in the middle of: it must import none of them.

@@ -55,6 +55,7 @@ print(json.dumps(sorted(loaded.signatures.keys())))
 """
 
 
+@pytest.mark.slow
 def test_fresh_process_matches_inference_model(exported, tmp_path):
     model, path, _ = exported
     images = [fx.jpeg(80, 100, seed=1), fx.jpeg(300, 70, seed=2)]
@@ -107,6 +108,7 @@ def test_image_signatures_match_bytes_signature(exported):
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_show_and_run(exported, tmp_path):
     _, path, _ = exported
     cli = os.path.join(VENV_BIN, "saved_model_cli")
@@ -139,6 +141,7 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
 # ---------------------------------------------------------------------------
 # Versions and atomicity.
 # ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_versions_and_no_overwrite(tmp_path):
     model = fx.small_model()
     base = tmp_path / "googlenet"

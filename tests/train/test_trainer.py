@@ -93,10 +93,10 @@ def test_short_main_job_writes_logs_model_and_export(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--learning-rate", "-1"], "argument --learning-rate: must be positive"),
+    (["--learning-rate", "-1"], "--learning-rate must be positive"),
     (["--precision", "half"], "--precision: invalid choice: 'half'"),
     (["--image-size", "64"], "at least 65 with the auxiliary classifiers"),
-    (["--ema-momentum", "1.5"], "argument --ema-momentum: must be in"),
+    (["--ema-momentum", "1.5"], "--ema-momentum must be in"),
 ])
 def test_invalid_flag_fails_before_any_work(tmp_path, capsys, argv, message):
     out = tmp_path / "never"
@@ -112,7 +112,7 @@ def test_invalid_flag_fails_before_any_work(tmp_path, capsys, argv, message):
 def test_flag_of_wrong_type_and_bad_config_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--epochs", "many"])
-    assert "argument --epochs: must be a positive integer. Received: 'many'" in capsys.readouterr().err
+    assert "epochs must be of type int. Received: epochs='many'" in capsys.readouterr().err
     bad = tmp_path / "config.json"
     bad.write_text(json.dumps({"epochs": 3, "learning_rat": 0.1}))
     assert cli.main(["train", "--recipe", str(bad)]) == 2
