@@ -26,6 +26,8 @@ from keras_googlenet.models.googlenet import OUTPUT_NAME, GoogLeNet
 from keras_googlenet.models.losses import SparseCrossentropy
 from keras_googlenet.recipes import recipe_values
 
+FEATURE_LAYER = architecture.STAGE_NAMES[-2]  # inception_5b, before pool5_7x7_s1
+
 # What `compile()` takes from a recipe: the optimizer, its schedule and the loss.
 RECIPE_KEYS = ("learning_rate", "schedule", "warmup_epochs", "decay_rate", "decay_epochs",
                "momentum", "weight_decay", "ema_momentum", "label_smoothing")
@@ -59,6 +61,7 @@ class GoogLeNetClassifier(keras.Model):
                             aux_classifiers=aux_classifiers, batch_norm=batch_norm,
                             dropout_rate=dropout_rate, aux_dropout_rate=aux_dropout_rate,
                             kernel_5x5=kernel_5x5, pool4_size=pool4_size, weights=weights)
+        kwargs.setdefault("name", "googlenet_classifier")
         super().__init__(**kwargs)
         self.network = network
         self.classes = int(classes)
@@ -82,6 +85,14 @@ class GoogLeNetClassifier(keras.Model):
         if isinstance(outputs, dict) and not training:
             return outputs[OUTPUT_NAME]
         return outputs
+
+    @property
+    def backbone(self):
+        """The network up to `inception_5b` (its 4D feature map, as
+        `GoogLeNet(include_top=False)`), sharing this model's weights: the
+        base of a new head for fine-tuning."""
+        return keras.Model(self.network.input, self.network.get_layer(FEATURE_LAYER).output,
+                           name=f"{self.name}_backbone")
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", *, recipe="paper_imagenet",
                 steps_per_epoch=None, epochs=None, **kwargs):
@@ -139,6 +150,8 @@ class GoogLeNetClassifier(keras.Model):
             super().compile(optimizer=self._recipe_optimizer(steps, epochs),
                             **self._compile_args)
             self._recipe = None
+        if hasattr(x, "cardinality"):  # tf.data shuffles in its pipeline
+            kwargs.setdefault("shuffle", False)
         history = super().fit(x, y, batch_size=batch_size, epochs=epochs,
                               steps_per_epoch=steps_per_epoch, **kwargs)
         return history

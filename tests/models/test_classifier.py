@@ -70,7 +70,7 @@ def test_a_named_recipe_or_values_set_the_optimizer():
     assert model.optimizer.ema_momentum == 0.99 and model.optimizer.weight_decay == 5e-5
     model.compile(recipe={"learning_rate": 0.1, "schedule": "constant", "ema_momentum": 0},
                   steps_per_epoch=10, epochs=1)
-    assert not model.optimizer.use_ema and float(model.optimizer.learning_rate) == 0.1
+    assert not model.optimizer.use_ema and float(model.optimizer.learning_rate) == pytest.approx(0.1)
     with pytest.raises(ValueError, match=r"Unknown recipe keys \['lr'\]"):
         model.compile(recipe={"lr": 0.1})
     with pytest.raises(ValueError, match="Unknown recipe"):
