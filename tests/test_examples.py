@@ -29,7 +29,6 @@ def test_train_with_fit_example_runs_and_its_models_load_with_plain_keras(tmp_pa
         "examples/train_with_fit.py", "--output-dir", str(out), "--epochs", "1",
         "--finetune-epochs", "1", "--steps-per-epoch", "2", "--image-size", "65"], timeout=900)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
-    assert "cuda" not in process.stderr.lower()  # no TensorFlow start-up lines
     results = json.loads((out / "results.json").read_text())
     moved = tmp_path / "moved"
     moved.mkdir()

@@ -174,6 +174,26 @@ class GoogLeNetClassifier(keras.Model):
             y_pred = y_pred[OUTPUT_NAME]
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and self._recipe is not None:
+            # Compiled with the recipe, not fitted yet: the loaded model
+            # builds the recipe's optimizer at its first fit too.
+            config["pending_recipe"] = dict(self._recipe)
+        return config
+
+    def compile_from_config(self, config):
+        """A loaded model is compiled as it was saved (Keras skips models
+        whose `compile` is overridden unless they say how)."""
+        config = dict(config)
+        pending = config.pop("pending_recipe", None)
+        config = keras.saving.deserialize_keras_object(config)
+        super().compile(**config)
+        self._compile_args = {k: v for k, v in config.items() if k != "optimizer"}
+        self._recipe = pending
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def save(self, filepath, *args, **kwargs):
         """`keras.Model.save`; a `.keras` file also carries the contract
         where `keras_googlenet.load_model` and the commands read it."""

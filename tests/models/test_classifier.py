@@ -106,13 +106,20 @@ def test_saved_file_loads_with_plain_keras_in_a_fresh_process_with_its_contract(
     script = ("import sys, numpy as np, keras, keras_googlenet\n"
               "m = keras.models.load_model(sys.argv[1])\n"
               "print('RESULT', type(m).__name__, m.contract.class_names, m.contract.normalization)\n"
-              "np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), verbose=0))\n")
+              "x = np.load(sys.argv[2])\n"
+              "np.save(sys.argv[3], m.predict(x, verbose=0))\n"
+              # Compiled as saved: it evaluates, and fit goes on from its step.
+              "m.evaluate(x, np.zeros(len(x)), verbose=0)\n"
+              "m.fit(x, np.zeros(len(x)), batch_size=4, epochs=1, verbose=0)\n"
+              "print('STEP', int(m.optimizer.iterations), type(m.optimizer).__name__, "
+              "m.optimizer.use_ema)\n")
     process = subprocess.run(
         [sys.executable, "-c", script, str(moved), str(tmp_path / "x.npy"),
          str(tmp_path / "p.npy")], cwd=str(tmp_path), capture_output=True, text=True,
         env=dict(os.environ, PYTHONPATH=fx.ROOT, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
     assert "RESULT GoogLeNetClassifier ('circle', 'square', 'star') torch" in process.stdout
+    assert "STEP 2 SGD True" in process.stdout  # the recipe's optimizer, its step restored
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
     # The package's own readers see the same contract.
     stored = contract.read_contract(str(moved))
@@ -124,3 +131,16 @@ def test_bad_arguments_are_named():
         _classifier(class_names=["a", "b"])
     with pytest.raises(ValueError, match="at least 65"):
         GoogLeNetClassifier(classes=3, input_shape=(32, 32, 3))
+
+
+def test_backbone_is_the_network_up_to_inception_5b_sharing_its_weights():
+    model = _classifier()
+    backbone = model.backbone
+    assert backbone.output_shape == (None, 3, 3, 1024)  # 65 pixels: 1/32 is 3
+    assert backbone.get_layer("inception_5b_1x1").kernel is model.network.get_layer(
+        "inception_5b_1x1").kernel
+    x, _ = _data(n=2)
+    pooled = keras.ops.convert_to_numpy(keras.ops.mean(backbone(x), axis=(1, 2)))
+    features = keras.Model(model.network.input, model.network.get_layer("pool5_7x7_s1").output)
+    np.testing.assert_allclose(pooled, keras.ops.convert_to_numpy(features(x)), rtol=1e-5,
+                               atol=1e-6)

@@ -190,9 +190,10 @@ def test_two_class_example_ends_no_worse_than_its_linear_probe_in_every_seed(
         _, results = finetune(seed, f"defaults_{seed}", *extra)
         _, probe = finetune(seed, f"probe_{seed}", "--mode", "linear-probe")
         capsys.readouterr()
-        print(f"seed {seed}: defaults {results['val']['top1']:.3f} ({results['kept']['model']}; "
-              f"fine-tuned {results['kept']['finetuned_val_top1']:.3f}), "
-              f"linear probe {probe['val']['top1']:.3f}")
+        with capsys.disabled():
+            print(f"seed {seed}: defaults {results['val']['top1']:.3f} ({results['kept']['model']}; "
+                  f"fine-tuned {results['kept']['finetuned_val_top1']:.3f}), "
+                  f"linear probe {probe['val']['top1']:.3f}")
         assert results["val"]["examples"] == 40
         assert results["val"]["top1"] >= probe["val"]["top1"]
         # What was kept is what was saved, and it is said.
@@ -201,7 +202,7 @@ def test_two_class_example_ends_no_worse_than_its_linear_probe_in_every_seed(
             max(results["kept"]["probe_val_top1"], results["kept"]["finetuned_val_top1"]))
         if seed == 1:
             exported = read_export_info(results["export_path"])
-    assert exported["class_names"] == ["circle", "square"]
+    assert exported.contract.class_names == ("circle", "square")
     for name in ("history.csv", "curves.png", "config.json", "model.keras"):
         assert (tmp_path / "defaults_1" / name).exists(), name
     model, contract = loader.load_model(str(tmp_path / "defaults_1" / "model.keras"))
