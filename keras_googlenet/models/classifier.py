@@ -20,9 +20,12 @@ import math
 
 import keras
 
-from keras_googlenet.models import architecture, objective, schedules
+# This module registers the class when Keras is imported (registration.py),
+# which may happen inside googlenet.py's own `import keras`: googlenet (and
+# objective, which imports from it) are read when used, not at import.
+import keras_googlenet.models.googlenet as googlenet_lib
+from keras_googlenet.models import architecture, schedules
 from keras_googlenet.models import contract as contract_lib
-from keras_googlenet.models.googlenet import OUTPUT_NAME, GoogLeNet
 from keras_googlenet.models.losses import SparseCrossentropy
 from keras_googlenet.recipes import recipe_values
 
@@ -57,7 +60,7 @@ class GoogLeNetClassifier(keras.Model):
                  aux_dropout_rate=0.7, kernel_5x5=5, pool4_size=3, weights=None,
                  normalization=contract_lib.DEFAULT_NORMALIZATION,
                  crop_fraction=contract_lib.DEFAULT_CROP_FRACTION, class_names=None, **kwargs):
-        network = GoogLeNet(input_shape=tuple(input_shape), classes=classes,
+        network = googlenet_lib.GoogLeNet(input_shape=tuple(input_shape), classes=classes,
                             aux_classifiers=aux_classifiers, batch_norm=batch_norm,
                             dropout_rate=dropout_rate, aux_dropout_rate=aux_dropout_rate,
                             kernel_5x5=kernel_5x5, pool4_size=pool4_size, weights=weights)
@@ -83,7 +86,7 @@ class GoogLeNetClassifier(keras.Model):
     def call(self, images, training=False):
         outputs = self.network(images, training=training)
         if isinstance(outputs, dict) and not training:
-            return outputs[OUTPUT_NAME]
+            return outputs[googlenet_lib.OUTPUT_NAME]
         return outputs
 
     @property
@@ -115,6 +118,8 @@ class GoogLeNetClassifier(keras.Model):
             **kwargs: as `keras.Model.compile` (jit_compile defaults to XLA
                 on JAX only).
         """
+        from keras_googlenet.models import objective
+
         values = _recipe_values(recipe)
         if loss == "auto":
             loss = SparseCrossentropy(self.classes, values["label_smoothing"])
@@ -135,6 +140,8 @@ class GoogLeNetClassifier(keras.Model):
             self._recipe = None
 
     def _recipe_optimizer(self, steps_per_epoch, epochs):
+        from keras_googlenet.models import objective
+
         r = self._recipe
         schedule = schedules.learning_rate_schedule(
             r["learning_rate"], steps_per_epoch, epochs, r["schedule"],
@@ -160,7 +167,7 @@ class GoogLeNetClassifier(keras.Model):
         if not isinstance(y_pred, dict):
             return super().compute_loss(x, y, y_pred, sample_weight, training)
         # The paper's loss: the main head's plus 0.3 times each auxiliary head's.
-        total = super().compute_loss(x, y, y_pred[OUTPUT_NAME], sample_weight, training)
+        total = super().compute_loss(x, y, y_pred[googlenet_lib.OUTPUT_NAME], sample_weight, training)
         loss = self.loss
         if not isinstance(loss, keras.losses.Loss):  # a name or a function
             loss = keras.losses.LossFunctionWrapper(keras.losses.get(loss))
@@ -171,7 +178,7 @@ class GoogLeNetClassifier(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y_pred, dict):
-            y_pred = y_pred[OUTPUT_NAME]
+            y_pred = y_pred[googlenet_lib.OUTPUT_NAME]
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def save(self, filepath, *args, **kwargs):
