@@ -250,3 +250,78 @@ def load_weights_by_name(model, path):
             layer.set_weights(values)
             loaded += 1
     return loaded
+
+
+def _object(module, name, config):
+    """A Keras-serialised object of one of our classes (KerasHub's layout)."""
+    dtype = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+             "registered_name": None}
+    return {"module": f"keras_googlenet.hub.{module}", "class_name": name,
+            "config": {"trainable": True, "dtype": dtype, **config},
+            "registered_name": f"{PACKAGE}>{name}"}
+
+
+def write_preset(model, directory, contract=None):
+    """Writes a GoogLeNet preset folder without KerasHub, in the layout that
+    `keras_googlenet.hub.to_preset` (KerasHub's `save_to_preset`) writes:
+    KerasHub loads it as a `GoogLeNetImageClassifier` (a model with the
+    top; its auxiliary heads are left out) or a `GoogLeNetBackbone`.
+
+    Args:
+        model: a `GoogLeNet` functional model or a `GoogLeNetClassifier`
+            (float32).
+        directory: the folder to write (created if needed).
+        contract: the preprocessing contract; default: the classifier's own,
+            or the defaults with the model's input size.
+
+    Returns:
+        The directory.
+    """
+    import h5py
+    import keras
+
+    network, contract, head = describe(model, contract)
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    shape = list(network.input.shape[1:])
+    backbone = _object("backbone", BACKBONE, {"name": "googlenet_backbone", "image_shape": shape,
+                                              **head.variant})
+    scale, offset = scale_and_offset(contract.normalization)
+    size = contract.image_size
+    converter = _object("image_converter", CONVERTER, {
+        "name": "googlenet_image_converter", "image_size": [size, size] if size else None,
+        "scale": scale, "offset": offset, "interpolation": "bilinear", "antialias": False,
+        "crop_to_aspect_ratio": True, "pad_to_aspect_ratio": False,
+        "bounding_box_format": "yxyx", "normalization": contract.normalization})
+    preprocessor = _object("preprocessor", PREPROCESSOR, {
+        "name": "googlenet_preprocessor", "image_converter": converter,
+        "config_file": PREPROCESSOR_FILE})
+    files = {CONFIG_FILE: backbone, CONVERTER_FILE: converter, PREPROCESSOR_FILE: preprocessor}
+    if head.classes is not None:
+        files[TASK_FILE] = _object("image_classifier", TASK, {
+            "backbone": backbone, "preprocessor": preprocessor,
+            "name": "googlenet_image_classifier", "num_classes": head.classes,
+            "pooling": "avg", "activation": head.activation, "dropout": head.dropout,
+            "class_names": None if contract.class_names is None else list(contract.class_names)})
+    for name, data in files.items():
+        with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=4)
+    # The backbone's layers, in the backbone's order: Keras writes the same file.
+    features = keras.Model(network.input, network.get_layer(FEATURES).output,
+                           name="googlenet_backbone")
+    features.save_weights(os.path.join(directory, WEIGHTS_FILE))
+    if head.classes is not None:
+        # The head of a KerasHub task's weights file: its layers after the backbone.
+        kernel, bias = network.get_layer(CLASSIFIER).get_weights()
+        with h5py.File(os.path.join(directory, TASK_WEIGHTS_FILE), "w") as f:
+            f.create_group("vars").attrs["name"] = "googlenet_image_classifier"
+            for key, name in (("global_average_pooling2d", "pool5_7x7_s1"),
+                              ("dropout", "pool5_dropout"), ("dense", CLASSIFIER)):
+                f.create_group(f"layers/{key}/vars").attrs["name"] = name
+            f["layers/dense/vars/0"], f["layers/dense/vars/1"] = kernel, bias
+    metadata = {"keras_version": keras.version(), "parameter_count": features.count_params(),
+                "tasks": ["ImageClassifier"]}
+    with open(os.path.join(directory, METADATA_FILE), "w", encoding="utf-8") as f:
+        json.dump(metadata, f, indent=4)
+    write_contract(directory, contract)
+    return directory

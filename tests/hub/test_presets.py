@@ -125,3 +125,17 @@ def test_image_converter_is_preprocess_input(mode):
     again = GoogLeNetImageConverter.from_config(converter.get_config())
     batch = next(iter(tf.data.Dataset.from_tensor_slices(raw).batch(2).map(again)))
     np.testing.assert_allclose(batch.numpy(), expected, atol=1e-5, rtol=0)
+
+
+def test_keras_hub_loads_the_core_writers_preset(tmp_path):
+    import keras
+
+    from keras_googlenet import GoogLeNet
+    from keras_googlenet.models import hub_format
+
+    model = GoogLeNet(classes=CLASSES, input_shape=(SIZE, SIZE, 3))
+    hub_format.write_preset(model, tmp_path)
+    keras.backend.clear_session(free_memory=False)
+    task = keras_hub.models.ImageClassifier.from_preset(str(tmp_path))
+    x = _images(seed=3) - 128
+    np.testing.assert_allclose(np.asarray(task(x)), np.asarray(model(x)), atol=1e-5, rtol=0)
