@@ -139,3 +139,24 @@ def test_keras_hub_loads_the_core_writers_preset(tmp_path):
     task = keras_hub.models.ImageClassifier.from_preset(str(tmp_path))
     x = _images(seed=3) - 128
     np.testing.assert_allclose(np.asarray(task(x)), np.asarray(model(x)), atol=1e-5, rtol=0)
+
+
+def test_backbone_preset(tmp_path):
+    """A model without the top: a backbone preset, with its preprocessor."""
+    import keras
+
+    from keras_googlenet import GoogLeNet, hub
+    from keras_googlenet.models import hub_format
+
+    model = GoogLeNet(include_top=False, input_shape=(SIZE, SIZE, 3))
+    hub.to_preset(model, tmp_path)
+    assert not (tmp_path / "task.json").exists() and (tmp_path / "preprocessor.json").exists()
+    keras.backend.clear_session(free_memory=False)
+    backbone = keras_hub.models.Backbone.from_preset(str(tmp_path))
+    converter = keras_hub.layers.ImageConverter.from_preset(str(tmp_path))
+    assert type(converter).__name__ == "GoogLeNetImageConverter"
+    read, contract = hub_format.read_preset(tmp_path)
+    assert contract.normalization == "caffe" and contract.image_size == SIZE
+    x = _images(seed=4) - 128
+    np.testing.assert_allclose(np.asarray(backbone(x)), np.asarray(model(x)), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(read(x)), np.asarray(model(x)), atol=1e-5, rtol=0)
