@@ -20,10 +20,12 @@ import math
 
 import keras
 
-from keras_googlenet.models import architecture, objective, schedules
+# This module registers its class when Keras is imported (registration.py),
+# which may happen inside the `import keras` of googlenet.py or layers.py:
+# googlenet (and objective, which imports it) are imported when used, not here,
+# and the other modules as module objects (they may be half imported).
+from keras_googlenet.models import architecture, losses, schedules
 from keras_googlenet.models import contract as contract_lib
-from keras_googlenet.models.googlenet import OUTPUT_NAME, GoogLeNet
-from keras_googlenet.models.losses import SparseCrossentropy
 from keras_googlenet.recipes import recipe_values
 
 FEATURE_LAYER = architecture.STAGE_NAMES[-2]  # inception_5b, before pool5_7x7_s1
@@ -57,6 +59,8 @@ class GoogLeNetClassifier(keras.Model):
                  aux_dropout_rate=0.7, kernel_5x5=5, pool4_size=3, weights=None,
                  normalization=contract_lib.DEFAULT_NORMALIZATION,
                  crop_fraction=contract_lib.DEFAULT_CROP_FRACTION, class_names=None, **kwargs):
+        from keras_googlenet.models.googlenet import GoogLeNet
+
         network = GoogLeNet(input_shape=tuple(input_shape), classes=classes,
                             aux_classifiers=aux_classifiers, batch_norm=batch_norm,
                             dropout_rate=dropout_rate, aux_dropout_rate=aux_dropout_rate,
@@ -83,7 +87,7 @@ class GoogLeNetClassifier(keras.Model):
     def call(self, images, training=False):
         outputs = self.network(images, training=training)
         if isinstance(outputs, dict) and not training:
-            return outputs[OUTPUT_NAME]
+            return outputs[_output_name()]
         return outputs
 
     @property
@@ -115,9 +119,11 @@ class GoogLeNetClassifier(keras.Model):
             **kwargs: as `keras.Model.compile` (jit_compile defaults to XLA
                 on JAX only).
         """
+        from keras_googlenet.models import objective
+
         values = _recipe_values(recipe)
         if loss == "auto":
-            loss = SparseCrossentropy(self.classes, values["label_smoothing"])
+            loss = losses.SparseCrossentropy(self.classes, values["label_smoothing"])
         if metrics == "auto":
             metrics = objective.top_k_metrics(self.classes)
         kwargs.setdefault("jit_compile", keras.backend.backend() == "jax")
@@ -135,6 +141,8 @@ class GoogLeNetClassifier(keras.Model):
             self._recipe = None
 
     def _recipe_optimizer(self, steps_per_epoch, epochs):
+        from keras_googlenet.models import objective
+
         r = self._recipe
         schedule = schedules.learning_rate_schedule(
             r["learning_rate"], steps_per_epoch, epochs, r["schedule"],
@@ -160,7 +168,7 @@ class GoogLeNetClassifier(keras.Model):
         if not isinstance(y_pred, dict):
             return super().compute_loss(x, y, y_pred, sample_weight, training)
         # The paper's loss: the main head's plus 0.3 times each auxiliary head's.
-        total = super().compute_loss(x, y, y_pred[OUTPUT_NAME], sample_weight, training)
+        total = super().compute_loss(x, y, y_pred[_output_name()], sample_weight, training)
         loss = self.loss
         if not isinstance(loss, keras.losses.Loss):  # a name or a function
             loss = keras.losses.LossFunctionWrapper(keras.losses.get(loss))
@@ -171,7 +179,7 @@ class GoogLeNetClassifier(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y_pred, dict):
-            y_pred = y_pred[OUTPUT_NAME]
+            y_pred = y_pred[_output_name()]
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def get_compile_config(self):
@@ -250,3 +258,9 @@ def _steps_per_epoch(x, batch_size, steps_per_epoch):
         return len(x)
     raise ValueError(f"Cannot tell the steps per epoch of {type(x).__name__}: pass "
                      "`steps_per_epoch` to fit.")
+
+
+def _output_name():
+    from keras_googlenet.models.googlenet import OUTPUT_NAME
+
+    return OUTPUT_NAME
