@@ -87,7 +87,7 @@ class GoogLeNetClassifier(keras.Model):
     def call(self, images, training=False):
         outputs = self.network(images, training=training)
         if isinstance(outputs, dict) and not training:
-            return outputs[_output_name()]
+            return outputs[architecture.OUTPUT_NAME]
         return outputs
 
     @property
@@ -168,7 +168,7 @@ class GoogLeNetClassifier(keras.Model):
         if not isinstance(y_pred, dict):
             return super().compute_loss(x, y, y_pred, sample_weight, training)
         # The paper's loss: the main head's plus 0.3 times each auxiliary head's.
-        total = super().compute_loss(x, y, y_pred[_output_name()], sample_weight, training)
+        total = super().compute_loss(x, y, y_pred[architecture.OUTPUT_NAME], sample_weight, training)
         loss = self.loss
         if not isinstance(loss, keras.losses.Loss):  # a name or a function
             loss = keras.losses.LossFunctionWrapper(keras.losses.get(loss))
@@ -179,7 +179,7 @@ class GoogLeNetClassifier(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y_pred, dict):
-            y_pred = y_pred[_output_name()]
+            y_pred = y_pred[architecture.OUTPUT_NAME]
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def get_compile_config(self):
@@ -259,8 +259,3 @@ def _steps_per_epoch(x, batch_size, steps_per_epoch):
     raise ValueError(f"Cannot tell the steps per epoch of {type(x).__name__}: pass "
                      "`steps_per_epoch` to fit.")
 
-
-def _output_name():
-    from keras_googlenet.models.googlenet import OUTPUT_NAME
-
-    return OUTPUT_NAME

@@ -17,7 +17,7 @@ from keras import layers
 from keras_googlenet.models import architecture
 from keras_googlenet.models.layers import LocalResponseNormalization
 
-OUTPUT_NAME = "predictions"
+OUTPUT_NAME = architecture.OUTPUT_NAME
 DEFAULT_FEATURE_STAGES = ("inception_3b", "inception_4e", "inception_5b")
 _BN_EPSILON = 1e-3  # TF-slim's and torchvision's Inception-v1 value.
 
