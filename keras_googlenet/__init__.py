@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _API = {
     "GoogLeNet": "keras_googlenet.models.googlenet",
+    "GoogLeNetClassifier": "keras_googlenet.models.classifier",
     "feature_model": "keras_googlenet.models.googlenet",
     "inference_model": "keras_googlenet.models.googlenet",
     "LocalResponseNormalization": "keras_googlenet.models.layers",

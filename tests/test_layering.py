@@ -14,6 +14,8 @@ LAYERS = {
     "backends": 0, "hardware": 0, "checks": 0, "files": 0,
     "models": 1, "weights": 1,
     "data": 2,
+    # The KerasHub classes (optional): they build on the model only.
+    "hub": 2,
     "inference": 3,
     "serving": 4,
     "train": 5, "explain": 5,

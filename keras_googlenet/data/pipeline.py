@@ -7,7 +7,7 @@ Evaluation is the same without shuffle and seeds, with `eval_preprocess`.
 """
 import random
 
-import keras  # noqa: F401  (imported before TensorFlow: see backends.py)
+import keras  # imported before TensorFlow: see backends.py
 import tensorflow as tf
 
 from keras_googlenet.data import augment as augment_lib
@@ -58,6 +58,7 @@ def build_dataset(
     input_context=None,
     drop_remainder=None,
     repeat=False,
+    data_format=None,
 ):
     """Builds the `tf.data` pipeline of normalised image batches and labels.
 
@@ -88,10 +89,14 @@ def build_dataset(
             sharded into `num_input_pipelines` disjoint parts.
         drop_remainder: drop the last partial batch; default `training`.
         repeat: repeat indefinitely (training with `steps_per_epoch`).
+        data_format: "channels_last" (NHWC batches) or "channels_first"
+            (NCHW); default: Keras' `image_data_format()`, the layout a
+            model built now takes.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)`, images float32
-        `(batch, image_size, image_size, 3)`, labels int32 `(batch,)` or a
+        `(batch, image_size, image_size, 3)` (or `(batch, 3, image_size,
+        image_size)` channels first), labels int32 `(batch,)` or a
         dict of them.
     """
     _validate(image_size, batch_size, shuffle_buffer, normalization)
@@ -117,7 +122,8 @@ def build_dataset(
             ),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-    return _batched(ds, source, batch_size, drop_remainder, output_names, normalization)
+    return _batched(ds, source, batch_size, drop_remainder, output_names, normalization,
+                    data_format)
 
 
 def _sharded_source(source, batch_size, seed, cache, input_context):
@@ -144,7 +150,11 @@ def _augmented(pairs_and_seeds, image_size, augment):
     )
 
 
-def _batched(ds, source, batch_size, drop_remainder, output_names, normalization):
+def _batched(ds, source, batch_size, drop_remainder, output_names, normalization, data_format):
+    data_format = data_format or keras.config.image_data_format()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError("`data_format` must be 'channels_last' or 'channels_first'. "
+                         f"Received: data_format={data_format!r}")
     if source.skip_decode_errors:
         # Safety net behind the folder scan: drop files that still fail.
         ds = ds.ignore_errors(log_warning=True)
@@ -153,12 +163,17 @@ def _batched(ds, source, batch_size, drop_remainder, output_names, normalization
     # Normalising whole batches is one vectorised op instead of one per image.
     ds = ds.map(
         lambda images, labels: (
-            preprocessing.normalize(images, normalization),
+            _layout(preprocessing.normalize(images, normalization), data_format),
             to_labels(tf.cast(labels, tf.int32)),
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _layout(images, data_format):
+    # Augmentation works on HWC images; the layout changes once per batch.
+    return tf.transpose(images, [0, 3, 1, 2]) if data_format == "channels_first" else images
 
 
 def training_stream(
@@ -176,6 +191,7 @@ def training_stream(
     cache=False,
     shuffle_buffer=10_000,
     input_context=None,
+    data_format=None,
 ):
     """An endless training pipeline whose epoch `e` depends only on (seed, e).
 
@@ -213,4 +229,4 @@ def training_stream(
     ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch)
     ds = ds.skip(skip_batches * batch_size)
     ds = _augmented(ds, image_size, augment)
-    return _batched(ds, source, batch_size, True, output_names, normalization)
+    return _batched(ds, source, batch_size, True, output_names, normalization, data_format)

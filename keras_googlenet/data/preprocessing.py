@@ -288,4 +288,6 @@ def normalize(images, mode=DEFAULT_MODE):
     """
     if mode is None:
         return images
-    return preprocess_input(images, mode=mode)
+    # NHWC whatever Keras' image_data_format() says: the pipeline changes
+    # the layout after this.
+    return preprocess_input(images, data_format="channels_last", mode=mode)

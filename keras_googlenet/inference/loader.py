@@ -11,6 +11,7 @@ import logging
 import os
 
 from keras_googlenet.models import contract as contract_lib
+from keras_googlenet.models import hub_format
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +48,13 @@ def read_model_contract(path):
 
 def load_model(path, normalization="auto", image_size=None, crop_fraction=None,
                class_names=None, compile=False):
-    """Loads a `.keras` model and its preprocessing contract.
+    """Loads a `.keras` model or a KerasHub preset folder, and its contract.
 
     Args:
         path: a `.keras` file (as written by `googlenet train`, `finetune`,
-            `weights convert` or `contract.save_model`).
+            `weights convert` or `contract.save_model`), or a KerasHub preset
+            folder of a GoogLeNet (`keras_googlenet.hub.to_preset`), read as
+            our `GoogLeNet` without KerasHub (`models.hub_format`).
         normalization: "auto" (what the model says), a `preprocess_input`
             mode, or "none"/None for [0, 255] inputs.
         image_size, crop_fraction, class_names: None (what the model says)
@@ -62,28 +65,36 @@ def load_model(path, normalization="auto", image_size=None, crop_fraction=None,
         `(model, contract)`, the contract with the overrides applied and its
         class names resolved for the model's number of outputs.
     """
-    import keras
-
     from keras_googlenet.models import layers  # noqa: F401  (registers the LRN layer)
 
     path = os.fspath(path)
-    if not path.endswith(".keras"):
-        raise ValueError(f"Expected a .keras model file. Received: {path!r}")
-    if os.path.isdir(path) or not os.path.exists(path):
-        raise FileNotFoundError(f"No model file at {path}")
-    contract = read_model_contract(path)
+    if hub_format.is_preset(path):
+        model, contract = hub_format.read_preset(path)
+    else:
+        model, contract = _load_keras_file(path, compile)
     if normalization != "auto":
         contract = dataclasses.replace(
             contract, normalization=None if normalization in (None, "none") else normalization)
     contract = contract.replace(image_size=image_size, crop_fraction=crop_fraction)
-    # safe_mode (the default) refuses lambda layers: loading runs no code.
-    model = keras.models.load_model(path, compile=compile)
     classes = model_classes(model)
     if classes is not None:
         names = class_names if class_names is not None else contract.class_names
         contract = dataclasses.replace(
             contract, class_names=contract_lib.resolve_class_names(names, classes))
     return model, contract
+
+
+def _load_keras_file(path, compile):
+    import keras
+
+    if not path.endswith(".keras"):
+        raise ValueError(f"Expected a .keras model file or a KerasHub preset folder. "
+                         f"Received: {path!r}")
+    if os.path.isdir(path) or not os.path.exists(path):
+        raise FileNotFoundError(f"No model file at {path}")
+    contract = read_model_contract(path)
+    # safe_mode (the default) refuses lambda layers: loading runs no code.
+    return keras.models.load_model(path, compile=compile), contract
 
 
 def model_classes(model):

@@ -36,6 +36,7 @@ INCEPTION_ROWS = (
 
 # Auxiliary classifiers (paper section 5): attached after these blocks.
 AUX_HEADS = {"aux1": "inception_4a", "aux2": "inception_4d"}
+OUTPUT_NAME = "predictions"  # the main head's output, beside AUX_HEADS' names
 AUX_POOL_SIZE, AUX_POOL_STRIDE = 5, 3
 AUX_CONV_FILTERS = 128
 AUX_FC_UNITS = 1024

@@ -8,6 +8,7 @@ Layer names are the paper's and Caffe bvlc_googlenet's, with "/" written as
 "_" because Keras 3 forbids "/" in layer names: Caffe's
 `inception_3a/5x5_reduce` is the layer `inception_3a_5x5_reduce` here.
 """
+import functools
 import os
 
 import keras
@@ -16,7 +17,7 @@ from keras import layers
 from keras_googlenet.models import architecture
 from keras_googlenet.models.layers import LocalResponseNormalization
 
-OUTPUT_NAME = "predictions"
+OUTPUT_NAME = architecture.OUTPUT_NAME
 DEFAULT_FEATURE_STAGES = ("inception_3b", "inception_4e", "inception_5b")
 _BN_EPSILON = 1e-3  # TF-slim's and torchvision's Inception-v1 value.
 
@@ -24,6 +25,32 @@ _BN_EPSILON = 1e-3  # TF-slim's and torchvision's Inception-v1 value.
 def channel_axis():
     """The channel axis of Keras' image data format: -1 (channels_last) or 1."""
     return 1 if keras.config.image_data_format() == "channels_first" else -1
+
+
+@functools.lru_cache(maxsize=1)
+def _tensorflow_runs_nchw_convolutions():
+    """Whether TensorFlow has an NCHW convolution kernel here (its CPU
+    kernels have none: only a GPU runs channels_first)."""
+    import tensorflow as tf
+
+    try:
+        tf.nn.conv2d(tf.zeros((1, 1, 4, 4)), tf.zeros((1, 1, 1, 1)), 1, "VALID",
+                     data_format="NCHW")
+        return True
+    except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError):
+        return False
+
+
+def _check_layout():
+    """A channels_first GoogLeNet on TensorFlow without NCHW kernels would
+    build and then fail at its first convolution with a long trace."""
+    if (channel_axis() == 1 and keras.backend.backend() == "tensorflow"
+            and not _tensorflow_runs_nchw_convolutions()):
+        raise ValueError(
+            "TensorFlow has no channels_first (NCHW) convolution on this machine's devices "
+            "(its CPU kernels are NHWC only): use channels_last on TensorFlow (weights load "
+            "into either layout), or channels_first on a GPU or the JAX or PyTorch backend. "
+            "Received: keras.config.image_data_format()='channels_first'")
 
 
 def conv_block(x, filters, kernel_size, name, strides=1, padding="same", batch_norm=False):
@@ -260,6 +287,7 @@ def GoogLeNet(
     """
     _check_arguments(include_top, weights, input_shape, pooling, classes,
                      aux_classifiers, dropout_rate, aux_dropout_rate, kernel_5x5, pool4_size)
+    _check_layout()
     if input_tensor is not None:
         if not keras.backend.is_keras_tensor(input_tensor):
             raise ValueError(

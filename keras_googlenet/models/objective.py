@@ -70,11 +70,16 @@ def losses_and_weights(model, label_smoothing=0.0, aux_weight=architecture.AUX_L
 def accuracy_metrics(model):
     """Top-1 and top-5 accuracy on the main head, under evaluation's tie
     rule (`models.metrics`)."""
-    classes = model.get_layer(OUTPUT_NAME).output.shape[-1]
+    metrics = top_k_metrics(model.get_layer(OUTPUT_NAME).output.shape[-1])
+    return {OUTPUT_NAME: metrics} if has_aux_classifiers(model) else metrics
+
+
+def top_k_metrics(classes):
+    """Top-1 accuracy, and top-5 with more than 5 classes."""
     metrics = [TopKAccuracy(k=1, name="top1")]
     if classes > 5:
         metrics.append(TopKAccuracy(k=5, name="top5"))
-    return {OUTPUT_NAME: metrics} if has_aux_classifiers(model) else metrics
+    return metrics
 
 
 def compile_model(model, optimizer, label_smoothing=0.0,

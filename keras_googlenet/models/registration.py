@@ -21,7 +21,8 @@ import sys
 # import only Keras (and Table 1's data): registering runs inside Keras'
 # own import, which any of our modules may be in the middle of.
 MODULES = ("keras_googlenet.models.layers", "keras_googlenet.models.metrics",
-           "keras_googlenet.models.losses", "keras_googlenet.models.schedules")
+           "keras_googlenet.models.losses", "keras_googlenet.models.schedules",
+           "keras_googlenet.models.classifier")
 
 
 def register():

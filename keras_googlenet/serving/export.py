@@ -107,7 +107,7 @@ def export_saved_model(
     names = contract.resolve_class_names(class_names, classes)
     info = contract.ArtifactInfo(
         contract.Contract(normalization=normalization, image_size=image_size,
-                          crop_fraction=crop_fraction),
+                          crop_fraction=crop_fraction, class_names=names),
         kind="saved_model", classes=classes, top_k=min(top_k, classes), ema_weights=used_ema,
         max_pixels=max_pixels, signatures=signatures.SIGNATURES,
         tensorflow_version=tf.__version__, keras_version=keras.__version__)

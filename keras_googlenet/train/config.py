@@ -8,12 +8,11 @@ embedded_digits`) or a user's JSON file; explicit flags always win. Nothing
 here imports TensorFlow: `googlenet train --help` reads this module.
 """
 import dataclasses
-import importlib.resources
 import json
 import os
 from typing import Optional
 
-from keras_googlenet import checks
+from keras_googlenet import checks, recipes
 from keras_googlenet.backends import BACKENDS
 from keras_googlenet.data.subsets import parse_classes
 from keras_googlenet.models import contract
@@ -25,7 +24,7 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu", "data_par
 # keras.distribution.DataParallel: JAX backend only.
 TF_STRATEGIES = ("one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-RECIPES = ("paper_imagenet", "embedded_digits")
+RECIPES = recipes.NAMES
 DATA_HELP = ('data: "embedded" (the bundled digits), "tfds:NAME", "folder:PATH" (one '
              'sub-folder per class) or "tfrecord:GLOB"')
 # Without --data, `googlenet train` is the main job on the embedded digits;
@@ -220,7 +219,7 @@ def recipe_file(name_or_path):
     """The JSON file of a recipe name (`recipes/NAME.json`) or path."""
     text = os.fspath(name_or_path)
     if text in RECIPES:
-        return str(importlib.resources.files("keras_googlenet.recipes").joinpath(f"{text}.json"))
+        return recipes.recipe_path(text)
     if not (text.endswith(".json") or os.sep in text):
         raise ValueError(f"Unknown recipe. Expected one of {RECIPES} or a path to a JSON file. "
                          f"Received: --recipe={text!r}")

@@ -42,7 +42,8 @@ class FinetuneConfig:
     mode: Optional[str] = _field("full", (
         "linear-probe: logistic regression (scikit-learn) on the frozen backbone's pooled "
         "features, saved as a Dense softmax head; head: a new classifier trained by SGD on "
-        "the frozen backbone; full: the head first (the linear probe's), then everything"),
+        "the frozen backbone; full: the head first (the linear probe's), then everything, "
+        "keeping the probe when everything ends below it on the validation data"),
         MODES)
     image_size: Optional[int] = _field(None, (
         "input side in pixels; default: the model's own (its contract or input shape)"),

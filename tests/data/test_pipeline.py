@@ -183,3 +183,31 @@ def test_augment_config_is_used():
     first = next(source.dataset().as_numpy_iterator())[0]
     expected = tf.image.resize(first.astype(np.float32), [8, 8])
     np.testing.assert_allclose(x[0], expected, atol=1e-4)
+
+
+def test_channels_first_batches_are_the_channels_last_ones_transposed():
+    import keras
+
+    source = _indexed_source(8)
+    kwargs = dict(image_size=16, batch_size=4, seed=3)
+    for training in (True, False):
+        last = _batches(data.build_dataset(source, training=training, **kwargs))
+        first = _batches(data.build_dataset(source, training=training, data_format="channels_first",
+                                            **kwargs))
+        for (x_last, y_last), (x_first, y_first) in zip(last, first):
+            assert x_first.shape == (4, 3, 16, 16)
+            np.testing.assert_array_equal(x_first, np.transpose(x_last, (0, 3, 1, 2)))
+            np.testing.assert_array_equal(y_first, y_last)
+    stream = data.training_stream(source, steps_per_epoch=2, data_format="channels_first",
+                                  **kwargs)
+    assert stream.element_spec[0].shape.as_list() == [4, 3, 16, 16]
+    # The default is the layout a model built now takes.
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        ds = data.build_dataset(source, training=False, image_size=16, batch_size=4)
+        assert ds.element_spec[0].shape.as_list() == [None, 3, 16, 16]
+    finally:
+        keras.config.set_image_data_format(previous)
+    with pytest.raises(ValueError, match="Received: data_format='NCHW'"):
+        data.build_dataset(source, training=False, data_format="NCHW", **kwargs)

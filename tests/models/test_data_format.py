@@ -94,6 +94,7 @@ def test_lrn_normalises_over_the_channel_axis_of_either_layout():
         layers_lib.LocalResponseNormalization(axis=2)
 
 
+@needs_nchw
 def test_channels_first_defaults_and_checks(channels_first):
     assert kg.GoogLeNet().input_shape == (None, 3, 224, 224)
     assert kg.GoogLeNet(include_top=False).input_shape == (None, 3, None, None)
@@ -135,3 +136,12 @@ def test_keras_applications_conventions(layout):
             assert np.all((value > 0) & (value < 1))
     finally:
         keras.config.set_image_data_format(previous)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow" or _nchw_convolution_runs(),
+                    reason="only where TensorFlow has no NCHW convolution kernel")
+def test_channels_first_without_nchw_kernels_is_refused_by_name(channels_first):
+    # Not a trace from the first convolution at run time: a ValueError at build.
+    with pytest.raises(ValueError, match=r"no channels_first \(NCHW\) convolution.*use "
+                                         r"channels_last on TensorFlow.*Received: "):
+        kg.GoogLeNet()
