@@ -12,12 +12,20 @@ def add_arguments(parser):
     convert.add_argument("out", help="output path ending in .weights.h5 or .keras")
     convert.add_argument("--no-top", action="store_true",
                          help="drop the 1000-class classifier (a backbone); default: keep it")
+    convert.add_argument("--preset-dir", default="", metavar="DIR",
+                         help="also write a KerasHub preset folder here (keras_hub.models."
+                              "ImageClassifier.from_preset, or Backbone with --no-top, loads it; "
+                              "its image converter is the weights' preprocessing); default: none")
 
 
 def run(args):
     from keras_googlenet import weights
 
-    out, config = weights.convert_file(args.source, args.out, include_top=not args.no_top)
+    out, config = weights.convert_file(args.source, args.out, include_top=not args.no_top,
+                                       preset_dir=args.preset_dir)
+    if args.preset_dir:
+        print(f"Wrote the preset {args.preset_dir} (import keras_googlenet.hub, then "
+              "keras_hub.models.ImageClassifier.from_preset)")
     if out.endswith(".keras"):
         print(f"Wrote {out} (load it with keras.models.load_model)")
     else:

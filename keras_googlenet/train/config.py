@@ -25,6 +25,9 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu", "data_par
 TF_STRATEGIES = ("one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 RECIPES = recipes.NAMES
+PRESET_HELP = ("also write a KerasHub preset folder of the saved model here (import "
+               "keras_googlenet.hub, then keras_hub.models.ImageClassifier.from_preset); an empty "
+               "string writes none")
 DATA_HELP = ('data: "embedded" (the bundled digits), "tfds:NAME", "folder:PATH" (one '
              'sub-folder per class) or "tfrecord:GLOB"')
 # Without --data, `googlenet train` is the main job on the embedded digits;
@@ -168,6 +171,7 @@ class TrainConfig:
         rule=checks.POSITIVE_INT)
     export_dir: Optional[str] = _field("saved_models/googlenet", (
         "TF Serving base directory to export to at the end; an empty string skips export"))
+    preset_dir: Optional[str] = _field("", PRESET_HELP)
     verbose: Optional[int] = _field(1, "Keras progress output: 0 silent, 1 bar, 2 a line per epoch",
                           (0, 1, 2))
 

@@ -366,4 +366,4 @@ def run(model, **options):
     if kept is not None:
         results["kept"] = kept
     return outputs.finalize(net, output_dir, model_contract, results, val_data=val_data,
-                            export_dir=config.export_dir)
+                            export_dir=config.export_dir, preset_dir=config.preset_dir)

@@ -13,7 +13,7 @@ from keras_googlenet import checks
 from keras_googlenet.data.subsets import parse_classes
 from keras_googlenet.models.contract import NORMALIZATION_CHOICES
 from keras_googlenet.train import fields
-from keras_googlenet.train.config import DATA_HELP, PRECISIONS
+from keras_googlenet.train.config import DATA_HELP, PRECISIONS, PRESET_HELP
 
 MODES = ("linear-probe", "head", "full")
 _field = fields.field
@@ -84,6 +84,7 @@ class FinetuneConfig:
     export_dir: Optional[str] = _field("", (
         'TF Serving base directory to export the fine-tuned model to; "" (the default) '
         "exports nothing"))
+    preset_dir: Optional[str] = _field("", PRESET_HELP)
     verbose: Optional[int] = _field(1, (
         "Keras progress output: 0 silent, 1 bar, 2 a line per epoch"), (0, 1, 2))
 

@@ -10,14 +10,15 @@ import numpy as np
 
 from keras_googlenet import backends, files
 from keras_googlenet.models import contract as contract_lib
+from keras_googlenet.models import hub_format
 
 log = logging.getLogger(__name__)
 
 
 def finalize(model, output_dir, contract, results, val_data=None, export_dir="", step=None,
-             pictures=None):
+             pictures=None, preset_dir=""):
     """Writes a trained inference model's files and returns `results` with
-    what was written (model_path, val, export_path, export_step).
+    what was written (model_path, val, preset_path, export_path, export_step).
 
     Args:
         model: the single-output inference model.
@@ -27,6 +28,7 @@ def finalize(model, output_dir, contract, results, val_data=None, export_dir="",
             results.json (history.csv has it).
         val_data: a labelled dataset the saved model is scored on.
         export_dir: TF Serving base directory; "" exports nothing.
+        preset_dir: a KerasHub preset folder to write too; "" writes none.
         step: the optimizer step of the weights: a re-run of a finished job
             at the same step does not publish them again as a new version.
         pictures: `pictures(probabilities, labels)`, called with the
@@ -42,6 +44,8 @@ def finalize(model, output_dir, contract, results, val_data=None, export_dir="",
         results["val"], probabilities, labels = infer_metrics(model, val_data)
         if pictures is not None:
             pictures(probabilities, labels)
+    if preset_dir:
+        results["preset_path"] = hub_format.write_preset(model, preset_dir, contract)
     if export_dir:
         results["export_path"] = _export(model, model_path, export_dir, contract, step,
                                          output_dir)

@@ -239,7 +239,8 @@ def finalize(job, results):
     return outputs.finalize(
         inference_model(model), config.output_dir, model_contract(config, job.train_source),
         results, val_data=job.val_dataset() if job.val_source is not None else None,
-        export_dir=config.export_dir, step=step, pictures=pictures)
+        export_dir=config.export_dir, step=step, pictures=pictures,
+        preset_dir=config.preset_dir)
 
 
 def model_contract(config, train_source):

@@ -174,6 +174,13 @@ def load_converted(model, converted, warn_aux=True):
     return model
 
 
+def converted_contract(model, origin="bvlc"):
+    """The preprocessing contract of a model holding converted weights: the
+    published set's (`presets.WEIGHT_SETS[origin].contract`) at the model's size."""
+    return presets.WEIGHT_SETS[origin].contract.replace(
+        image_size=model.input_shape[1], variant=model_config(model))
+
+
 def save_converted(model, out_path, origin="bvlc"):
     """Saves a model with converted weights: `.weights.h5` (the weights, for
     `GoogLeNet(weights=...)`) or `.keras` (the whole model, e.g. for
@@ -182,9 +189,7 @@ def save_converted(model, out_path, origin="bvlc"):
     classifier, the ImageNet class names."""
     out_path = os.fspath(out_path)
     if out_path.endswith(".keras"):
-        model_contract = presets.WEIGHT_SETS[origin].contract.replace(
-            image_size=model.input_shape[1], variant=model_config(model))
-        contract.save_model(model, out_path, model_contract)
+        contract.save_model(model, out_path, converted_contract(model, origin))
     elif out_path.endswith(".weights.h5"):
         model.save_weights(out_path)
     else:

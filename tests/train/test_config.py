@@ -88,7 +88,7 @@ _NOT_DEFAULT = {
     "photometric": False, "normalization": "torch", "cache": False, "precision": "float32",
     "jit_compile": True, "backend": "tensorflow", "strategy": "one_device", "seed": 7,
     "deterministic": True, "init_weights": "w.weights.h5", "output_dir": "mine",
-    "save_freq": 9, "export_dir": "", "verbose": 2,
+    "save_freq": 9, "export_dir": "", "preset_dir": "p", "verbose": 2,
 }
 
 

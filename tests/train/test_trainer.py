@@ -74,8 +74,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 @pytest.mark.slow
 def test_short_main_job_writes_logs_model_and_export(tmp_path):
     out, export = tmp_path / "run", tmp_path / "export"
+    preset = tmp_path / "preset"
     argv = ["train", "--output-dir", str(out), "--export-dir", str(export), "--image-size", "65",
-            "--batch-size", "16", "--steps-per-epoch", "3", "--epochs", "1", "--verbose", "0"]
+            "--batch-size", "16", "--steps-per-epoch", "3", "--epochs", "1", "--verbose", "0",
+            "--preset-dir", str(preset)]
     assert cli.main(argv) == 0
     for name in ("config.json", "history.csv", "curves.png", "model.keras", "results.json"):
         assert (out / name).exists(), name
@@ -90,6 +92,17 @@ def test_short_main_job_writes_logs_model_and_export(tmp_path):
     assert results["export_path"] == str(export / "1")
     assert (export / "1" / "saved_model.pb").exists()
     assert 0.0 <= results["val"]["top1"] <= 1.0 and results["val"]["examples"] == 360
+    # The preset folder is the saved model, with its contract.
+    from keras_googlenet.inference import loader
+
+    assert results["preset_path"] == str(preset)
+    saved, saved_contract = loader.load_model(str(out / "model.keras"))
+    from_preset, preset_contract = loader.load_model(str(preset))
+    assert preset_contract.class_names == saved_contract.class_names == tuple(map(str, range(10)))
+    assert preset_contract.normalization == saved_contract.normalization
+    x = np.random.default_rng(0).uniform(-100, 100, (2, 65, 65, 3)).astype("float32")
+    np.testing.assert_allclose(from_preset.predict(x, verbose=0), saved.predict(x, verbose=0),
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -525,9 +525,18 @@ def test_command_line_writes_weights_and_keras_model(bvlc_file, tmp_path, capsys
     out = str(tmp_path / "bvlc.keras")
     from keras_googlenet import cli
 
-    assert cli.main(["weights", "convert", path, out]) == 0
-    assert "Wrote" in capsys.readouterr().out
+    preset = str(tmp_path / "bvlc_preset")
+    assert cli.main(["weights", "convert", path, out, "--preset-dir", preset]) == 0
+    assert "Wrote the preset" in capsys.readouterr().out
     _close(keras.models.load_model(out, compile=False).predict(x, verbose=0), ref["prob_1"])
+    # The preset folder: the same network, and the weights' own preprocessing.
+    from keras_googlenet.inference import loader
+
+    from_preset, contract = loader.load_model(preset)
+    assert contract.normalization == "caffe" and contract.image_size == 224
+    _close(from_preset.predict(x, verbose=0), ref["prob_1"])
+    with open(os.path.join(preset, "image_converter.json"), encoding="utf-8") as f:
+        assert '"normalization": "caffe"' in f.read()
     out = str(tmp_path / "bvlc_notop.weights.h5")
     cli.main(["weights", "convert", path, out, "--no-top"])
     backbone = kg.GoogLeNet(include_top=False, weights=out)
