@@ -220,6 +220,10 @@ def training_stream(
     per_epoch = steps_per_epoch * batch_size
 
     def epoch(e):
+        # Only `seed` decides the stream: without this a global seed
+        # (keras.utils.set_random_seed) mixes into these ops' seeds, and a
+        # global seed of 0 makes TF test this tensor seed as a bool and fail.
+        tf.compat.v1.get_default_graph().seed = None
         epoch_seed = seed * 1_000_033 + e
         pairs = base.shuffle(shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
         pairs = pairs.repeat().take(per_epoch)
