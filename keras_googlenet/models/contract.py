@@ -175,7 +175,7 @@ _KEYS = {
     "keras": ("normalization", "image_size", "crop_fraction", "class_names", "variant", "format"),
     "saved_model": ("format", "image_size", "crop_fraction", "normalization", "classes", "top_k",
                     "ema_weights", "max_pixels", "signatures", "tensorflow_version",
-                    "keras_version"),
+                    "keras_version", "class_names"),
     "converted": ("format", "file", "runtime", "precision", "normalization", "image_size",
                   "crop_fraction", "class_names", "classes", "output", "input", "float_ops",
                   "calibration"),
@@ -302,6 +302,10 @@ def _check_made(info):
                 fail(f"{name} must be a positive int, got {value!r}")
         if not (info.ema_weights is None or isinstance(info.ema_weights, bool)):
             fail(f"ema_weights must be true or false, got {info.ema_weights!r}")
+        # Older exports name their classes only in the signature's asset.
+        names = info.contract.class_names
+        if names is not None and len(names) != info.classes:
+            fail(f"{len(names)} class names for {info.classes} classes")
         return
     for key, choices in (("runtime", RUNTIMES), ("precision", PRECISIONS), ("output", OUTPUTS)):
         if getattr(info, key) not in choices:

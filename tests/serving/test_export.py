@@ -92,6 +92,8 @@ def test_layout(exported):
     info = export.read_export_info(path)
     assert info["image_size"] == fx.IMAGE_SIZE and info["classes"] == fx.CLASSES
     assert info["ema_weights"] is False
+    # The record names the classes too (a client reading it needs no asset).
+    assert info.contract.class_names == ("ant", "bee", "cat", "dog", "eel")
 
 
 def test_image_signatures_match_bytes_signature(exported):
