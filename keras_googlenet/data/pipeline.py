@@ -192,6 +192,7 @@ def training_stream(
     shuffle_buffer=10_000,
     input_context=None,
     data_format=None,
+    stream_index=None,
 ):
     """An endless training pipeline whose epoch `e` depends only on (seed, e).
 
@@ -208,6 +209,9 @@ def training_stream(
             repeated if it is shorter).
         start_epoch: the first epoch to produce.
         skip_batches: batches of `start_epoch` already trained.
+        stream_index: optional index (an int or a scalar integer tensor) of
+            one of several streams of the same `seed`, each with its own
+            shuffle orders and augmentation draws.
         (others as in `build_dataset`; `batch_size` is global.)
 
     Returns:
@@ -217,6 +221,10 @@ def training_stream(
     if not isinstance(seed, int):
         raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
     base, batch_size, seed = _sharded_source(source, batch_size, seed, cache, input_context)
+    if stream_index is not None:
+        # Its own shuffle orders and augmentation draws (a tensor is allowed:
+        # a parameter-server worker's index is known only on the worker).
+        seed = seed * 1_000_003 + tf.cast(stream_index, tf.int64)
     per_epoch = steps_per_epoch * batch_size
 
     def epoch(e):

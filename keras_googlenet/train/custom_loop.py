@@ -8,6 +8,7 @@ exactly those of `fit`) inside `strategy.run`, with the dataset distributed
 by `strategy.distribute_datasets_from_function`. It works for any strategy,
 so tests can compare it with `fit`.
 """
+import contextlib
 import logging
 
 import keras
@@ -121,18 +122,26 @@ def evaluate(model, strategy, dataset_fn, test_step=None):
     for `fit`)."""
     if test_step is None:
         test_step = tf.function(lambda b: strategy.run(model.test_step, args=(b,)))
-    swap = keras.callbacks.SwapEMAWeights()
-    swap.set_model(model)
-    use_ema = model.optimizer is not None and model.optimizer.use_ema
-    if use_ema:
-        swap.on_test_begin()
-    try:
+    with averaged_weights(model):
         for metric in model.metrics:
             metric.reset_state()
         logs = {}
         for batch in strategy.distribute_datasets_from_function(dataset_fn):
             logs = test_step(batch)
         return {f"val_{k}": v for k, v in _reduce_logs(strategy, logs).items()} if logs else {}
+
+
+@contextlib.contextmanager
+def averaged_weights(model):
+    """The model with its Polyak-averaged (EMA) weights swapped in while the
+    block runs, when its optimizer keeps them."""
+    swap = keras.callbacks.SwapEMAWeights()
+    swap.set_model(model)
+    use_ema = model.optimizer is not None and model.optimizer.use_ema
+    if use_ema:
+        swap.on_test_begin()
+    try:
+        yield model
     finally:
         if use_ema:
             swap.on_test_end()
